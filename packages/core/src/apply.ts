@@ -1,0 +1,51 @@
+/**
+ * The one-call paths: policies, plan, execute. Each step is also exported on its own for callers
+ * who want to show the plan and ask before applying.
+ */
+import { ValidationError } from './errors.js';
+import { evaluatePolicies, type PolicyReport, type PolicyRule } from './policies/engine.js';
+import { builtInRules } from './policies/rules.js';
+import { executePlan, type ExecuteOptions, type ExecutionResult } from './execute/executor.js';
+import { plan as makePlan, planDestroy } from './plan/planner.js';
+import type { Plan } from './plan/types.js';
+import type { EnvironmentSpec } from './spec/schema.js';
+
+export interface ApplyEnvironmentOptions extends ExecuteOptions {
+  spec: EnvironmentSpec;
+  /** Policy rules run on the spec and the plan. Default: every built-in rule. */
+  rules?: readonly PolicyRule[];
+}
+
+export interface ApplyEnvironmentResult {
+  plan: Plan;
+  policies: PolicyReport;
+  execution: ExecutionResult;
+}
+
+/** Refuses a plan that breaks a policy with severity error, listing every violation. */
+export function assertPolicies(report: PolicyReport): void {
+  if (report.ok) return;
+  throw new ValidationError(`${report.errors.length} policy violation(s) block apply:`, {
+    issues: report.errors.map((violation) => ({
+      path: violation.path,
+      message: `${violation.message} [${violation.rule}]`,
+      ...(violation.fix ? { fix: violation.fix } : {}),
+    })),
+  });
+}
+
+export async function applyEnvironment(options: ApplyEnvironmentOptions): Promise<ApplyEnvironmentResult> {
+  const { spec, provider, rules = builtInRules } = options;
+  await provider.verify?.(options.signal ? { signal: options.signal } : {});
+  const plan = await makePlan({ spec, provider, ...(options.signal ? { signal: options.signal } : {}) });
+  const policies = evaluatePolicies({ spec, plan }, rules);
+  assertPolicies(policies);
+  const execution = await executePlan(plan, options);
+  return { plan, policies, execution };
+}
+
+export async function destroyEnvironment(options: ExecuteOptions & { environment: string }): Promise<{ plan: Plan; execution: ExecutionResult }> {
+  const plan = await planDestroy({ environment: options.environment, provider: options.provider, ...(options.signal ? { signal: options.signal } : {}) });
+  const execution = await executePlan(plan, options);
+  return { plan, execution };
+}

@@ -1,0 +1,66 @@
+/**
+ * Plans for people (text) and for tools (JSON). Sensitive values never appear in either.
+ */
+import { SENSITIVE_PROPERTIES, type ResourceKind } from '../resources.js';
+import type { ActionType, Plan, PlanAction } from './types.js';
+
+const MASK = '(sensitive)';
+
+const SYMBOLS: Record<ActionType, string> = { create: '+', update: '~', replace: '-/+', delete: '-', noop: ' ' };
+
+function maskProperties(kind: ResourceKind, properties: object | undefined): object | undefined {
+  if (!properties) return properties;
+  const sensitive = SENSITIVE_PROPERTIES[kind] as readonly string[];
+  return Object.fromEntries(
+    Object.entries(properties).map(([key, value]) => [key, sensitive.includes(key) && value !== undefined ? MASK : value]),
+  );
+}
+
+function shortValue(value: unknown): string {
+  if (value === undefined) return '(none)';
+  const text = typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value);
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
+function renderAction(action: PlanAction): string[] {
+  const lines = [`  ${SYMBOLS[action.type].padStart(3)} ${action.address}${action.reason ? `  (${action.reason})` : ''}`];
+  for (const change of action.changes) {
+    const before = change.sensitive ? MASK : shortValue(change.before);
+    const after = change.sensitive ? MASK : shortValue(change.after);
+    lines.push(`        ${change.property}: ${before} -> ${after}${change.forcesReplacement ? '  # forces replacement' : ''}`);
+  }
+  return lines;
+}
+
+export interface RenderOptions {
+  /** Also list resources that do not change. */
+  showUnchanged?: boolean;
+}
+
+export function renderPlanText(plan: Plan, options: RenderOptions = {}): string {
+  const header = `${plan.mode === 'destroy' ? 'Destroy plan' : 'Plan'} for environment "${plan.environment}" on ${plan.provider.id} (${plan.provider.region})`;
+  const lines = [header];
+  const shown = plan.actions.filter((action) => options.showUnchanged || action.type !== 'noop');
+  for (const action of shown) lines.push(...renderAction(action));
+  for (const note of plan.notes) lines.push(`  ${note.severity === 'warning' ? 'warning' : 'note'}: ${note.path}: ${note.message}`);
+  const { create, update, replace, delete: remove, noop } = plan.summary;
+  lines.push(
+    create + update + replace + remove === 0
+      ? `No changes. ${noop} resource(s) up to date.`
+      : `Plan: ${create} to create, ${update} to update, ${replace} to replace, ${remove} to delete, ${noop} unchanged.`,
+  );
+  return lines.join('\n');
+}
+
+/** A JSON-safe copy of the plan with sensitive values masked. */
+export function planToJSON(plan: Plan): unknown {
+  return {
+    ...plan,
+    actions: plan.actions.map((action) => ({
+      ...action,
+      desired: action.desired && { ...action.desired, properties: maskProperties(action.kind, action.desired.properties) },
+      current: action.current && { ...action.current, properties: maskProperties(action.kind, action.current.properties) },
+      changes: action.changes.map((change) => (change.sensitive ? { ...change, before: MASK, after: MASK } : change)),
+    })),
+  };
+}
