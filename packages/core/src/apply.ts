@@ -37,7 +37,7 @@ export function assertPolicies(report: PolicyReport): void {
 export async function applyEnvironment(options: ApplyEnvironmentOptions): Promise<ApplyEnvironmentResult> {
   const { spec, provider, rules = builtInRules } = options;
   await provider.verify?.(options.signal ? { signal: options.signal } : {});
-  const plan = await makePlan({ spec, provider, ...(options.signal ? { signal: options.signal } : {}) });
+  const plan = await makePlan({ spec, provider, ...(options.signal ? { signal: options.signal } : {}), ...(options.retry ? { retry: options.retry } : {}) });
   const policies = evaluatePolicies({ spec, plan }, rules);
   assertPolicies(policies);
   const execution = await executePlan(plan, options);
@@ -45,7 +45,12 @@ export async function applyEnvironment(options: ApplyEnvironmentOptions): Promis
 }
 
 export async function destroyEnvironment(options: ExecuteOptions & { environment: string }): Promise<{ plan: Plan; execution: ExecutionResult }> {
-  const plan = await planDestroy({ environment: options.environment, provider: options.provider, ...(options.signal ? { signal: options.signal } : {}) });
+  const plan = await planDestroy({
+    environment: options.environment,
+    provider: options.provider,
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.retry ? { retry: options.retry } : {}),
+  });
   const execution = await executePlan(plan, options);
   return { plan, execution };
 }

@@ -16,6 +16,7 @@ import {
 } from '../resources.js';
 import type { EnvironmentSpec } from '../spec/schema.js';
 import { compileEnvironment } from './compile.js';
+import { withRetries, type RetryPolicy } from '../execute/retry.js';
 import type { ActionType, Plan, PlanAction, PropertyChange } from './types.js';
 
 /** JSON with object keys sorted, so equal values give equal text whatever their key order. */
@@ -96,14 +97,26 @@ export function sortByDependencies(resources: readonly DesiredResource[]): Desir
   return sorted;
 }
 
-/** Everything the environment owns, read kind by kind so later kinds can name earlier ones. */
-export async function discover(provider: ProviderV1, environment: string, signal?: AbortSignal): Promise<ObservedResource[]> {
+/**
+ * Everything the environment owns, read kind by kind so later kinds can name earlier ones. Each
+ * listing is retried on throttling like any other call.
+ */
+export async function discover(
+  provider: ProviderV1,
+  environment: string,
+  options: { signal?: AbortSignal; retry?: Partial<RetryPolicy> } = {},
+): Promise<ObservedResource[]> {
+  const { signal } = options;
   const observed: ObservedResource[] = [];
   const byId = new Map<string, ObservedResource>();
   for (const kind of RESOURCE_KINDS) {
     const service = serviceFor(provider, kind);
     if (!service) continue;
-    const found = await service.discover({ environment, ...(signal ? { signal } : {}), findById: (id) => byId.get(id) });
+    const found = await withRetries(() => service.discover({ environment, ...(signal ? { signal } : {}), findById: (id) => byId.get(id) }), {
+      ...options.retry,
+      ...(signal ? { signal } : {}),
+      provider: provider.id,
+    });
     for (const resource of found) {
       observed.push(resource);
       byId.set(resource.id, resource);
@@ -195,22 +208,29 @@ export interface PlanOptions {
   spec: EnvironmentSpec;
   provider: ProviderV1;
   signal?: AbortSignal;
+  /** Retries of the discovery calls. */
+  retry?: Partial<RetryPolicy>;
 }
 
 /** Compile, adapt, discover, diff. */
-export async function plan({ spec, provider, signal }: PlanOptions): Promise<Plan> {
+export async function plan({ spec, provider, signal, retry }: PlanOptions): Promise<Plan> {
   if ((spec.dns?.records.length ?? 0) > 0 && !provider.capabilities.dns) {
     throw new UnsupportedError('dns', `The spec has DNS records but provider "${provider.id}" has no DNS service.`, { provider: provider.id });
   }
   const compiled = await compileEnvironment(spec, provider);
   const adapted = provider.adapt ? provider.adapt(compiled) : { resources: compiled, notes: [] };
-  const observed = await discover(provider, spec.name, signal);
+  const observed = await discover(provider, spec.name, { ...(signal ? { signal } : {}), ...(retry ? { retry } : {}) });
   return diff({ environment: spec.name, provider, desired: adapted.resources, observed, notes: adapted.notes });
 }
 
 /** A plan that deletes everything the environment owns on this provider. */
-export async function planDestroy({ environment, provider, signal }: { environment: string; provider: ProviderV1; signal?: AbortSignal }): Promise<Plan> {
-  const observed = await discover(provider, environment, signal);
+export async function planDestroy({
+  environment,
+  provider,
+  signal,
+  retry,
+}: { environment: string; provider: ProviderV1; signal?: AbortSignal; retry?: Partial<RetryPolicy> }): Promise<Plan> {
+  const observed = await discover(provider, environment, { ...(signal ? { signal } : {}), ...(retry ? { retry } : {}) });
   const actions = deleteActions(observed);
   const summary = emptySummary();
   summary.delete = actions.length;

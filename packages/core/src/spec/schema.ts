@@ -23,11 +23,22 @@ export const cidrSchema = z.string().min(1);
 
 /**
  * Provider-specific options sit under a key named after the provider (`aws: {...}`). Any extra key
- * must therefore hold an object; anything else is almost certainly a typo of a known field.
+ * must therefore hold an object; anything else is almost certainly a typo of a known field. (A
+ * loose object plus this check, rather than zod's catchall, keeps the inferred type assignable
+ * from plain object literals.)
  */
-const providerOptionsCatchall = z.record(z.string(), z.unknown(), {
-  error: 'is not a known field; provider-specific options go under a key named after the provider, as an object',
-});
+function providerBlocksOnly(known: readonly string[]) {
+  return (value: Record<string, unknown>, context: z.RefinementCtx) => {
+    for (const [key, block] of Object.entries(value)) {
+      if (known.includes(key) || (typeof block === 'object' && block !== null && !Array.isArray(block))) continue;
+      context.addIssue({
+        code: 'custom',
+        path: [key],
+        message: 'is not a known field; provider-specific options go under a key named after the provider, as an object',
+      });
+    }
+  };
+}
 
 export const NAMED_SIZES = {
   nano: { cpus: 1, memoryGiB: 0.5 },
@@ -153,8 +164,7 @@ export const tagsSchema = z.record(
   z.string().max(255),
 );
 
-export const instanceSchema = z
-  .object({
+const instanceFields = {
     name: nameSchema,
     /** How many identical instances; with more than one they are named `name-1`, `name-2`, ... */
     count: z.number().int().min(1).max(1000).default(1),
@@ -169,8 +179,8 @@ export const instanceSchema = z
     userData: z.string().max(16384).optional(),
     /** What the instance is for (`web`, `mysql-primary`): used by server policies. */
     role: z.string().min(1).optional(),
-  })
-  .catchall(providerOptionsCatchall);
+};
+export const instanceSchema = z.looseObject(instanceFields).superRefine(providerBlocksOnly(Object.keys(instanceFields)));
 export type Instance = z.infer<typeof instanceSchema>;
 
 export const dnsRecordSchema = z.strictObject({
@@ -187,13 +197,14 @@ export const dnsSchema = z.strictObject({
   records: z.array(dnsRecordSchema).default([]),
 });
 
+const providerSelectionFields = {
+  /** Registry id of the provider plugin: `aws`, `digitalocean`, `in-memory`, ... */
+  id: z.string().min(1),
+  region: z.string().min(1),
+};
 export const providerSelectionSchema = z
-  .object({
-    /** Registry id of the provider plugin: `aws`, `digitalocean`, `in-memory`, ... */
-    id: z.string().min(1),
-    region: z.string().min(1),
-  })
-  .catchall(providerOptionsCatchall);
+  .looseObject(providerSelectionFields)
+  .superRefine(providerBlocksOnly(Object.keys(providerSelectionFields)));
 
 export const environmentSpecSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/i, {
@@ -213,7 +224,7 @@ export type EnvironmentSpec = z.infer<typeof environmentSpecSchema>;
 export type EnvironmentSpecInput = z.input<typeof environmentSpecSchema>;
 
 /** Keys of an instance or provider selection that are not spec fields: the provider-specific blocks. */
-const INSTANCE_FIELDS = new Set(Object.keys(instanceSchema.shape));
+const INSTANCE_FIELDS = new Set(Object.keys(instanceFields));
 export function providerOptionsOf(instance: Instance, providerId: string): Record<string, unknown> {
   const options = (instance as Record<string, unknown>)[providerId];
   return INSTANCE_FIELDS.has(providerId) || typeof options !== 'object' || options === null
