@@ -80,7 +80,8 @@ export async function compileEnvironment(spec: EnvironmentSpec, provider: Provid
       const key = JSON.stringify([instance.size, instance.image, options]);
       let type = resolved.get(key);
       if (!type) {
-        type = Promise.resolve(provider.resolveInstanceType({ instance: instance.name, size: instance.size, image: instance.image, options }));
+        // .then() so a provider that throws synchronously is handled like one that rejects.
+        type = Promise.resolve().then(() => provider.resolveInstanceType({ instance: instance.name, size: instance.size, image: instance.image, options }));
         resolved.set(key, type);
       }
       let sizeAndImage: ResolvedInstanceType;

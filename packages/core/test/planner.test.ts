@@ -1,0 +1,191 @@
+import { describe, expect, it } from 'vitest';
+import {
+  UnsupportedError,
+  ValidationError,
+  diff,
+  executePlan,
+  parseSpec,
+  plan,
+  planDestroy,
+  planToJSON,
+  renderPlanText,
+  sortByDependencies,
+  stableStringify,
+  type EnvironmentSpecInput,
+} from '../src/index.js';
+import { FakeProvider, baseNetwork, desired, instance } from './fake-provider.js';
+
+const publicKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNNN+naQ04mtUQiKtltKiEhFP2Cg0PPwVJ+CiBH6+IR test';
+
+function specInput(overrides: Partial<EnvironmentSpecInput> = {}): EnvironmentSpecInput {
+  return {
+    name: 'plan-test',
+    provider: { id: 'fake', region: 'test-1' },
+    network: { name: 'net', cidr: '10.0.0.0/16', subnets: [{ name: 'a', cidr: '10.0.1.0/24', access: 'public' }] },
+    firewalls: [
+      {
+        name: 'web',
+        description: 'web',
+        ingress: [
+          { protocol: 'tcp', ports: 443, from: '0.0.0.0/0' },
+          { protocol: 'tcp', ports: 80, from: '0.0.0.0/0' },
+        ],
+      },
+    ],
+    keyPairs: [{ name: 'deploy', publicKey }],
+    instances: [
+      {
+        name: 'web',
+        count: 3,
+        size: { cpus: 2, memoryGiB: 4 },
+        image: 'debian-12',
+        subnet: 'a',
+        firewalls: ['web'],
+        keyPair: 'deploy',
+        tags: { Name: 'web', Version: '1' },
+        userData: '#!/bin/sh\nexport DB_PASSWORD=hunter2\n',
+      },
+    ],
+    ...overrides,
+  };
+}
+
+describe('plan', () => {
+  it('compiles the spec: counts expand, Name tags get the index, sizes resolve through the provider', async () => {
+    const fake = new FakeProvider();
+    const planned = await plan({ spec: await parseSpec(specInput()), provider: fake.provider() });
+    const instances = planned.actions.filter((action) => action.kind === 'instance');
+    expect(instances.map((action) => action.address)).toEqual(['instance.web-1', 'instance.web-2', 'instance.web-3']);
+    expect(instances.map((action) => (action.desired?.properties as { tags: Record<string, string> }).tags.Name)).toEqual(['web-1', 'web-2', 'web-3']);
+    expect(instances[0]?.desired?.properties).toMatchObject({ size: '2x4', image: 'debian-12', firewalls: ['web'], keyPair: 'deploy' });
+    expect(planned.summary).toEqual({ create: 7, update: 0, replace: 0, delete: 0, noop: 0 });
+  });
+
+  it('is empty after apply, whatever order rules come back in', async () => {
+    const fake = new FakeProvider();
+    const spec = await parseSpec(specInput());
+    const provider = fake.provider();
+    await executePlan(await plan({ spec, provider }), { provider });
+    // The cloud may list rules in another order: reverse them behind the planner's back.
+    const stored = fake.resources.get('firewall.web');
+    if (stored?.kind === 'firewall') stored.properties = { ...stored.properties, ingress: [...stored.properties.ingress].reverse() };
+    const second = await plan({ spec, provider });
+    expect(second.summary).toEqual({ create: 0, update: 0, replace: 0, delete: 0, noop: 7 });
+    expect(renderPlanText(second)).toContain('No changes.');
+  });
+
+  it('updates what can change in place and replaces what cannot', async () => {
+    const fake = new FakeProvider();
+    const provider = fake.provider();
+    await executePlan(await plan({ spec: await parseSpec(specInput()), provider }), { provider });
+    const changed = specInput();
+    const web = changed.instances?.[0];
+    if (web) {
+      web.tags = { Name: 'web', Version: '2' };
+      web.size = 'xlarge';
+    }
+    const second = await plan({ spec: await parseSpec(changed), provider });
+    const action = second.actions.find((entry) => entry.address === 'instance.web-1');
+    expect(action?.type).toBe('replace');
+    expect(action?.changes.map((change) => [change.property, change.forcesReplacement])).toEqual([
+      ['size', true],
+      ['tags', false],
+    ]);
+
+    const onlyTags = specInput();
+    if (onlyTags.instances?.[0]) onlyTags.instances[0].tags = { Name: 'web', Version: '2' };
+    const third = await plan({ spec: await parseSpec(onlyTags), provider });
+    expect(third.summary).toMatchObject({ update: 3, replace: 0 });
+  });
+
+  it('masks sensitive values in text and JSON', async () => {
+    const fake = new FakeProvider();
+    const provider = fake.provider();
+    await executePlan(await plan({ spec: await parseSpec(specInput()), provider }), { provider });
+    const changed = specInput();
+    if (changed.instances?.[0]) changed.instances[0].userData = '#!/bin/sh\nexport DB_PASSWORD=swordfish\n';
+    const second = await plan({ spec: await parseSpec(changed), provider });
+    const text = renderPlanText(second);
+    const json = JSON.stringify(planToJSON(second));
+    expect(text).toContain('userData: (sensitive) -> (sensitive)');
+    for (const output of [text, json]) {
+      expect(output).not.toContain('hunter2');
+      expect(output).not.toContain('swordfish');
+    }
+    expect(json).toContain('(sensitive)');
+  });
+
+  it('deletes what the environment owns and the spec no longer has', async () => {
+    const fake = new FakeProvider();
+    const provider = fake.provider();
+    await executePlan(await plan({ spec: await parseSpec(specInput()), provider }), { provider });
+    const smaller = specInput();
+    if (smaller.instances?.[0]) smaller.instances[0].count = 1;
+    const second = await plan({ spec: await parseSpec(smaller), provider });
+    // count 3 -> 1 renames web-1 to web: one create, three deletes.
+    expect(second.actions.filter((action) => action.type === 'delete').map((action) => action.address)).toEqual(['instance.web-1', 'instance.web-2', 'instance.web-3']);
+    const destroy = await planDestroy({ environment: 'plan-test', provider });
+    expect(destroy.mode).toBe('destroy');
+    expect(destroy.actions.map((action) => action.kind)).toEqual(['instance', 'instance', 'instance', 'keyPair', 'firewall', 'subnet', 'network']);
+  });
+
+  it('plans a delete for a second resource claiming the same address (left by an interrupted run)', () => {
+    const fake = new FakeProvider();
+    const provider = fake.provider();
+    const network = desired('network', 'net', { cidr: '10.0.0.0/16' });
+    const observed = [
+      { ...network, id: 'net-1', outputs: {} },
+      { ...network, id: 'net-2', outputs: {} },
+    ];
+    const planned = diff({ environment: 'x', provider, desired: [network], observed });
+    expect(planned.actions.map((action) => [action.type, action.current?.id])).toEqual([
+      ['noop', 'net-1'],
+      ['delete', 'net-2'],
+    ]);
+  });
+
+  it('reports a dependency cycle with its members', () => {
+    const a = desired('firewall', 'a', { network: 'net', description: 'a', ingress: [{ protocol: 'tcp', peer: { firewall: 'b' } }] });
+    const b = desired('firewall', 'b', { network: 'net', description: 'b', ingress: [{ protocol: 'tcp', peer: { firewall: 'a' } }] });
+    const self = desired('firewall', 'c', { network: 'net', description: 'c', ingress: [{ protocol: 'tcp', peer: { firewall: 'c' } }] });
+    expect(self.dependsOn).toEqual(['network.net']);
+    const error = (() => {
+      try {
+        sortByDependencies([...baseNetwork(), a, b, self]);
+      } catch (caught) {
+        return caught;
+      }
+    })();
+    expect(ValidationError.isInstance(error)).toBe(true);
+    expect((error as ValidationError).issues[0]?.path).toBe('firewall.a, firewall.b');
+  });
+
+  it('refuses DNS records on a provider without DNS, naming the capability', async () => {
+    const fake = new FakeProvider();
+    const spec = await parseSpec(specInput({ dns: { zone: 'example.com', records: [{ name: 'www', type: 'A', values: ['192.0.2.1'] }] } }));
+    const error = await plan({ spec, provider: fake.provider() }).catch((caught: unknown) => caught);
+    expect(UnsupportedError.isInstance(error)).toBe(true);
+    expect((error as UnsupportedError).capability).toBe('dns');
+  });
+
+  it('turns provider validation errors into issues with the instance path', async () => {
+    const fake = new FakeProvider();
+    const provider = fake.provider();
+    provider.resolveInstanceType = () => {
+      throw new ValidationError('no such size', { issues: [{ path: 'size', message: 'too big', fix: 'use large' }] });
+    };
+    const error = await plan({ spec: await parseSpec(specInput()), provider }).catch((caught: unknown) => caught);
+    expect(ValidationError.isInstance(error)).toBe(true);
+    expect((error as ValidationError).issues).toEqual([{ path: 'instances[0].size', message: 'too big', fix: 'use large' }]);
+  });
+});
+
+describe('stableStringify', () => {
+  it('ignores key order and undefined values', () => {
+    expect(stableStringify({ b: 1, a: { d: undefined, c: [1, 2] } })).toBe(stableStringify({ a: { c: [1, 2] }, b: 1 }));
+    expect(stableStringify({ a: [1, 2] })).not.toBe(stableStringify({ a: [2, 1] }));
+  });
+  it('keeps instance order in the fake helpers stable', () => {
+    expect(instance('x', 'a').dependsOn).toEqual(['subnet.a']);
+  });
+});
