@@ -50,7 +50,7 @@ export interface ArmadaErrorOptions {
 }
 
 export class ArmadaError extends Error {
-  private readonly [baseSymbol] = true;
+  protected readonly [baseSymbol] = true;
   readonly code: ArmadaErrorCode;
   readonly retryable: boolean;
   readonly provider: string | undefined;
@@ -100,7 +100,7 @@ const notFoundMarker = markerOf('NotFound');
 const notFoundSymbol = Symbol.for(notFoundMarker);
 /** The resource does not exist (or is not visible yet: right after a create it is retryable). */
 export class NotFoundError extends ArmadaError {
-  private readonly [notFoundSymbol] = true;
+  protected readonly [notFoundSymbol] = true;
   readonly resource: string | undefined;
   constructor(message: string, options: ResourceErrorOptions = {}) {
     super('NotFound', message, options);
@@ -116,7 +116,7 @@ const alreadyExistsMarker = markerOf('AlreadyExists');
 const alreadyExistsSymbol = Symbol.for(alreadyExistsMarker);
 /** A create found the resource already there (a duplicate name, or a retried create). */
 export class AlreadyExistsError extends ArmadaError {
-  private readonly [alreadyExistsSymbol] = true;
+  protected readonly [alreadyExistsSymbol] = true;
   readonly resource: string | undefined;
   constructor(message: string, options: ResourceErrorOptions = {}) {
     super('AlreadyExists', message, options);
@@ -132,7 +132,7 @@ const conflictMarker = markerOf('Conflict');
 const conflictSymbol = Symbol.for(conflictMarker);
 /** The request conflicts with the current state (overlapping CIDR, resource in use). */
 export class ConflictError extends ArmadaError {
-  private readonly [conflictSymbol] = true;
+  protected readonly [conflictSymbol] = true;
   readonly resource: string | undefined;
   constructor(message: string, options: ResourceErrorOptions & { code?: 'Conflict' | 'DependencyViolation' } = {}) {
     super(options.code ?? 'Conflict', message, options);
@@ -151,7 +151,7 @@ const dependencyViolationSymbol = Symbol.for(dependencyViolationMarker);
  * deleted this is eventual consistency, so it is retryable by default (within the retry budget).
  */
 export class DependencyViolationError extends ConflictError {
-  private readonly [dependencyViolationSymbol] = true;
+  protected readonly [dependencyViolationSymbol] = true;
   constructor(message: string, options: ResourceErrorOptions = {}) {
     super(message, { retryable: true, ...options, code: 'DependencyViolation' });
     this.name = 'DependencyViolationError';
@@ -165,7 +165,7 @@ const throttledMarker = markerOf('Throttled');
 const throttledSymbol = Symbol.for(throttledMarker);
 /** The API asked us to slow down (EC2 RequestLimitExceeded, HTTP 429) or failed with a 5xx. */
 export class ThrottledError extends ArmadaError {
-  private readonly [throttledSymbol] = true;
+  protected readonly [throttledSymbol] = true;
   /** How long the API asked us to wait, when it said (Retry-After, RateLimit-Reset). */
   readonly retryAfterMs: number | undefined;
   constructor(message: string, options: ArmadaErrorOptions & { retryAfterMs?: number } = {}) {
@@ -182,7 +182,7 @@ const unsupportedMarker = markerOf('Unsupported');
 const unsupportedSymbol = Symbol.for(unsupportedMarker);
 /** The provider lacks a capability the spec needs. Names the capability. */
 export class UnsupportedError extends ArmadaError {
-  private readonly [unsupportedSymbol] = true;
+  protected readonly [unsupportedSymbol] = true;
   readonly capability: string;
   constructor(capability: string, message: string, options: ArmadaErrorOptions = {}) {
     super('Unsupported', message, options);
@@ -207,7 +207,7 @@ const validationMarker = markerOf('Validation');
 const validationSymbol = Symbol.for(validationMarker);
 /** Bad input. Carries every issue found, not just the first. */
 export class ValidationError extends ArmadaError {
-  private readonly [validationSymbol] = true;
+  protected readonly [validationSymbol] = true;
   readonly issues: readonly ValidationIssue[];
   constructor(message: string, options: ArmadaErrorOptions & { issues?: ValidationIssue[] } = {}) {
     const issues = options.issues ?? [];
@@ -230,7 +230,7 @@ const timeoutMarker = markerOf('Timeout');
 const timeoutSymbol = Symbol.for(timeoutMarker);
 /** A wait or an operation ran out of time. The message says what was awaited and what to try. */
 export class TimeoutError extends ArmadaError {
-  private readonly [timeoutSymbol] = true;
+  protected readonly [timeoutSymbol] = true;
   readonly timeoutMs: number;
   constructor(message: string, options: ArmadaErrorOptions & { timeoutMs: number }) {
     super('Timeout', message, options);
@@ -246,7 +246,7 @@ const cancelledMarker = markerOf('Cancelled');
 const cancelledSymbol = Symbol.for(cancelledMarker);
 /** The caller's AbortSignal fired. */
 export class CancelledError extends ArmadaError {
-  private readonly [cancelledSymbol] = true;
+  protected readonly [cancelledSymbol] = true;
   constructor(message = 'The operation was cancelled.', options: ArmadaErrorOptions = {}) {
     super('Cancelled', message, options);
     this.name = 'CancelledError';
@@ -260,7 +260,7 @@ const duplicateRegistrationMarker = markerOf('DuplicateRegistration');
 const duplicateRegistrationSymbol = Symbol.for(duplicateRegistrationMarker);
 /** Two plugins registered the same provider or config manager id. */
 export class DuplicateRegistrationError extends ArmadaError {
-  private readonly [duplicateRegistrationSymbol] = true;
+  protected readonly [duplicateRegistrationSymbol] = true;
   constructor(message: string) {
     super('DuplicateRegistration', message);
     this.name = 'DuplicateRegistrationError';

@@ -11,7 +11,9 @@ import {
   renderPlanText,
   sortByDependencies,
   stableStringify,
+  type DesiredResource,
   type EnvironmentSpecInput,
+  type ObservedResource,
 } from '../src/index.js';
 import { FakeProvider, baseNetwork, desired, instance } from './fake-provider.js';
 
@@ -56,7 +58,7 @@ describe('plan', () => {
     const planned = await plan({ spec: await parseSpec(specInput()), provider: fake.provider() });
     const instances = planned.actions.filter((action) => action.kind === 'instance');
     expect(instances.map((action) => action.address)).toEqual(['instance.web-1', 'instance.web-2', 'instance.web-3']);
-    expect(instances.map((action) => (action.desired?.properties as { tags: Record<string, string> }).tags.Name)).toEqual(['web-1', 'web-2', 'web-3']);
+    expect(instances.map((action) => (action.desired as DesiredResource<'instance'>).properties.tags.Name)).toEqual(['web-1', 'web-2', 'web-3']);
     expect(instances[0]?.desired?.properties).toMatchObject({ size: '2x4', image: 'debian-12', firewalls: ['web'], keyPair: 'deploy' });
     expect(planned.summary).toEqual({ create: 7, update: 0, replace: 0, delete: 0, noop: 0 });
   });
@@ -67,8 +69,8 @@ describe('plan', () => {
     const provider = fake.provider();
     await executePlan(await plan({ spec, provider }), { provider });
     // The cloud may list rules in another order: reverse them behind the planner's back.
-    const stored = fake.resources.get('firewall.web');
-    if (stored?.kind === 'firewall') stored.properties = { ...stored.properties, ingress: [...stored.properties.ingress].reverse() };
+    const stored = fake.resources.get('firewall.web') as ObservedResource<'firewall'>;
+    stored.properties = { ...stored.properties, ingress: [...stored.properties.ingress].reverse() };
     const second = await plan({ spec, provider });
     expect(second.summary).toEqual({ create: 0, update: 0, replace: 0, delete: 0, noop: 7 });
     expect(renderPlanText(second)).toContain('No changes.');

@@ -7,7 +7,7 @@
  * Each test builds its own small environment (a unique name), so tests share one backend safely.
  */
 import {
-  ArmadaError,
+  type ArmadaError,
   ConflictError,
   ValidationError,
   addressOf,
@@ -222,7 +222,7 @@ export function describeProviderConformance(options: ConformanceOptions): void {
       const after = await observedOf(spec);
       expect(after.get('instance.web')?.id).toBe(before.get('instance.web')?.id);
       expect(after.get('instance.web')?.properties).toMatchObject({ tags: { Version: '2' } });
-      expect((after.get('firewall.web')?.properties as { ingress: unknown[] }).ingress).toHaveLength(3);
+      expect((after.get('firewall.web') as ObservedResource<'firewall'>).properties.ingress).toHaveLength(3);
       expect(isEmptyPlan(await plan({ spec: changed, provider: harness.provider }))).toBe(true);
     });
 

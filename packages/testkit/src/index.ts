@@ -1,4 +1,3 @@
 export * from './faults.js';
 export * from './in-memory/cloud.js';
 export * from './in-memory/provider.js';
-export * from './conformance.js';

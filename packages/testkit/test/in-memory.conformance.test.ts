@@ -1,4 +1,5 @@
-import { InMemoryCloud, createInMemoryProvider, describeProviderConformance } from '../src/index.js';
+import { describeProviderConformance } from '../src/conformance.js';
+import { InMemoryCloud, createInMemoryProvider } from '../src/index.js';
 
 // The in-memory provider is the reference implementation: it must pass the whole suite with
 // nothing skipped.

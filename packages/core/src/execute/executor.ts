@@ -174,7 +174,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     const pending = [...step.unlocks];
     for (let key = pending.pop(); key !== undefined; key = pending.pop()) {
       const dependent = steps.get(key);
-      if (!dependent || dependent.state !== 'waiting') continue;
+      if (dependent?.state !== 'waiting') continue;
       dependent.state = 'skipped';
       result.notDone.push({ ...refOf(dependent), reason });
       onEvent?.({ type: 'skipped', ...refOf(dependent), reason });

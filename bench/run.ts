@@ -1,0 +1,32 @@
+/**
+ * `pnpm bench`: every benchmark, each phase in its own process, printed side by side. Timings are
+ * for comparing changes on one machine, not absolute truths: run it before and after.
+ */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const here = (file: string) => fileURLToPath(new URL(file, import.meta.url));
+const resources = Number(process.env.ARMADA_BENCH_RESOURCES ?? 10_000);
+
+function runPhase(script: string, ...args: string[]): Record<string, number | string> {
+  const output = execFileSync(process.execPath, ['--import', 'tsx', '--conditions=source', here(script), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return JSON.parse(output.trim().split('\n').at(-1) ?? '{}');
+}
+
+console.log(`Planner and executor, ${resources} resources on the in-memory provider (instant boots):`);
+const planned = runPhase('./plan-apply.ts', 'plan', String(resources));
+const applied = runPhase('./plan-apply.ts', 'apply', String(resources));
+const rows = [
+  ['plan (empty cloud)', `${planned.planSeconds} s`, `${planned.peakRssMB} MB`, 'target < 1 s, < 300 MB'],
+  ['apply (plan + execute)', `${applied.applySeconds} s`, `${applied.peakRssMB} MB`, 'peak of the apply process'],
+  ['re-plan (all discovered, empty)', `${applied.replanSeconds} s`, '', ''],
+  ['destroy', `${applied.destroySeconds} s`, '', ''],
+];
+for (const row of rows) console.log(`  ${row[0]?.padEnd(34)} ${row[1]?.padStart(9)} ${row[2]?.padStart(8)}   ${row[3]}`);
+const failures: string[] = [];
+if (Number(planned.planSeconds) >= 1) failures.push(`plan took ${planned.planSeconds} s (target < 1 s)`);
+if (Number(planned.peakRssMB) >= 300) failures.push(`plan peaked at ${planned.peakRssMB} MB (target < 300 MB)`);
+if (failures.length > 0) {
+  console.log(`Targets missed: ${failures.join('; ')}`);
+  process.exitCode = 1;
+}
