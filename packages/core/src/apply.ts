@@ -9,11 +9,14 @@ import { executePlan, type ExecuteOptions, type ExecutionResult } from './execut
 import { plan as makePlan, planDestroy } from './plan/planner.js';
 import type { Plan } from './plan/types.js';
 import type { EnvironmentSpec } from './spec/schema.js';
+import { driftNotes, readStateFile, writeStateFile } from './state.js';
 
 export interface ApplyEnvironmentOptions extends ExecuteOptions {
   spec: EnvironmentSpec;
   /** Policy rules run on the spec and the plan. Default: every built-in rule. */
   rules?: readonly PolicyRule[];
+  /** Where to keep the local state cache; read for drift notes, rewritten after the run. */
+  statePath?: string;
 }
 
 export interface ApplyEnvironmentResult {
@@ -38,13 +41,19 @@ export async function applyEnvironment(options: ApplyEnvironmentOptions): Promis
   const { spec, provider, rules = builtInRules } = options;
   await provider.verify?.(options.signal ? { signal: options.signal } : {});
   const plan = await makePlan({ spec, provider, ...(options.signal ? { signal: options.signal } : {}), ...(options.retry ? { retry: options.retry } : {}) });
+  if (options.statePath) plan.notes.push(...driftNotes(plan, await readStateFile(options.statePath)));
   const policies = evaluatePolicies({ spec, plan }, rules);
   assertPolicies(policies);
   const execution = await executePlan(plan, options);
+  if (options.statePath) {
+    await writeStateFile(options.statePath, { environment: spec.name, provider: plan.provider, resources: execution.resources });
+  }
   return { plan, policies, execution };
 }
 
-export async function destroyEnvironment(options: ExecuteOptions & { environment: string }): Promise<{ plan: Plan; execution: ExecutionResult }> {
+export async function destroyEnvironment(
+  options: ExecuteOptions & { environment: string; statePath?: string },
+): Promise<{ plan: Plan; execution: ExecutionResult }> {
   const plan = await planDestroy({
     environment: options.environment,
     provider: options.provider,
@@ -52,5 +61,8 @@ export async function destroyEnvironment(options: ExecuteOptions & { environment
     ...(options.retry ? { retry: options.retry } : {}),
   });
   const execution = await executePlan(plan, options);
+  if (options.statePath) {
+    await writeStateFile(options.statePath, { environment: options.environment, provider: plan.provider, resources: execution.resources });
+  }
   return { plan, execution };
 }

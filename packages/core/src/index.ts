@@ -17,3 +17,4 @@ export * from './execute/retry.js';
 export * from './execute/wait.js';
 export * from './execute/executor.js';
 export * from './apply.js';
+export * from './state.js';
