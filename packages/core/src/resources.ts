@@ -4,6 +4,7 @@
  * logical terms: references name other resources of the environment, never cloud ids. Providers
  * report what exists in the same terms, so the planner compares like with like.
  */
+import { createHash } from 'node:crypto';
 import type { PortRange, Protocol } from './spec/schema.js';
 
 /** Creation order; discovery runs in this order and destroy in the reverse. */
@@ -97,6 +98,19 @@ export const SENSITIVE_PROPERTIES: { readonly [K in ResourceKind]: readonly (key
   instance: ['userData'],
   dnsRecord: [],
 };
+
+/**
+ * Sensitive values that a cloud cannot give back (EC2 user data) or that should not be read back
+ * are reported by providers as a digest; the planner compares digests. Store the digest in a tag at
+ * create time and report it from discovery.
+ */
+export function digestOf(value: string): string {
+  return `sha256:${createHash('sha256').update(value).digest('hex')}`;
+}
+
+export function isDigest(value: unknown): value is string {
+  return typeof value === 'string' && /^sha256:[0-9a-f]{64}$/.test(value);
+}
 
 export interface DesiredResource<K extends ResourceKind = ResourceKind> {
   address: ResourceAddress;

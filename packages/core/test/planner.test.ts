@@ -191,3 +191,18 @@ describe('stableStringify', () => {
     expect(instance('x', 'a').dependsOn).toEqual(['subnet.a']);
   });
 });
+
+describe('sensitive values reported as digests', () => {
+  it('compares a digest with the digest of the desired value', async () => {
+    const { digestOf } = await import('../src/index.js');
+    const fake = new FakeProvider();
+    const provider = fake.provider();
+    const web = instance('web', 'a', { userData: 'secret-v1' });
+    const observed = [{ ...web, id: 'i-1', outputs: {}, properties: { ...web.properties, userData: digestOf('secret-v1') } }];
+    expect(diff({ environment: 'x', provider, desired: [web], observed }).actions[0]?.type).toBe('noop');
+    const changed = instance('web', 'a', { userData: 'secret-v2' });
+    const action = diff({ environment: 'x', provider, desired: [changed], observed }).actions[0];
+    expect(action?.type).toBe('update');
+    expect(action?.changes.map((change) => [change.property, change.sensitive])).toEqual([['userData', true]]);
+  });
+});

@@ -1,0 +1,44 @@
+import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { Route53Client } from '@aws-sdk/client-route-53';
+import { NotFoundError, waitUntil, type ProbeResult } from '@armada/core';
+import { AWS_PROVIDER_ID } from './errors.js';
+
+/** What every service of one provider instance shares. */
+export interface AwsContext {
+  ec2: EC2Client;
+  route53: Route53Client;
+  region: string;
+  /** First poll delay and timeout of the waiters. */
+  pollIntervalMs: number;
+  waitTimeoutMs: number;
+  pageSize: number;
+}
+
+/** Polls with the provider's waiter settings. */
+export function waitFor<T>(context: AwsContext, description: string, probe: () => Promise<ProbeResult<T>>, signal?: AbortSignal): Promise<T> {
+  return waitUntil(probe, {
+    description,
+    minDelayMs: context.pollIntervalMs,
+    maxDelayMs: context.pollIntervalMs * 30,
+    timeoutMs: context.waitTimeoutMs,
+    provider: AWS_PROVIDER_ID,
+    ...(signal ? { signal } : {}),
+  });
+}
+
+/**
+ * Runs a call that names a resource created moments ago: EC2 may not see the new id yet
+ * (`*.NotFound`), which is eventual consistency, so it is retried until the waiter's timeout.
+ */
+export function onceVisible<T>(context: AwsContext, description: string, call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  return waitFor(context, description, async () => ({ done: true, value: await call() }), signal);
+}
+
+/** Deletes tolerate "gone". */
+export async function ignoreNotFound(call: () => Promise<unknown>): Promise<void> {
+  try {
+    await call();
+  } catch (error) {
+    if (!NotFoundError.isInstance(error)) throw error;
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * AWS errors to Armada's typed errors. EC2 has no modelled exception classes: every error is an
+ * EC2ServiceException whose `name` is the code (`DependencyViolation`, `InvalidVpcID.NotFound`).
+ */
+import {
+  AlreadyExistsError,
+  ArmadaError,
+  ConflictError,
+  DependencyViolationError,
+  NotFoundError,
+  ThrottledError,
+  ValidationError,
+} from '@armada/core';
+
+export const AWS_PROVIDER_ID = 'aws';
+
+interface AwsLikeError {
+  name?: string;
+  code?: string;
+  message?: string;
+  $fault?: 'client' | 'server';
+  $metadata?: { httpStatusCode?: number; requestId?: string };
+}
+
+const THROTTLING = new Set(['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'PriorRequestNotComplete', 'EC2ThrottledException', 'TooManyRequestsException']);
+const TRANSIENT_NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'TimeoutError', 'RequestTimeout', 'RequestTimeoutException']);
+const CREDENTIALS = new Set(['AuthFailure', 'UnauthorizedOperation', 'InvalidClientTokenId', 'SignatureDoesNotMatch', 'InvalidAccessKeyId', 'AccessDenied', 'AccessDeniedException']);
+const CONFLICT = new Set(['InvalidSubnet.Conflict', 'Resource.AlreadyAssociated', 'IdempotentParameterMismatch', 'RouteAlreadyExists', 'Gateway.NotAttached', 'IncorrectState']);
+
+/** Maps anything the SDK throws. `context` names what was being done, for the message. */
+export function mapAwsError(error: unknown, context: string): ArmadaError {
+  if (ArmadaError.isInstance(error)) return error;
+  const aws = (error ?? {}) as AwsLikeError;
+  const code = aws.name ?? aws.code ?? 'Unknown';
+  const status = aws.$metadata?.httpStatusCode;
+  const message = `${context}: ${code}: ${aws.message ?? String(error)}`;
+  const options = { provider: AWS_PROVIDER_ID, cause: error, ...(aws.$metadata?.requestId ? { requestId: aws.$metadata.requestId } : {}) };
+
+  if (code === 'CredentialsProviderError') {
+    return new ValidationError('No AWS credentials were found.', {
+      ...options,
+      issues: [
+        {
+          path: 'credentials',
+          message: aws.message ?? 'the SDK found no credentials',
+          fix: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or pass `credentials` to the AWS provider',
+        },
+      ],
+    });
+  }
+  if (CREDENTIALS.has(code) || status === 401 || status === 403) {
+    return new ValidationError(`AWS refused the credentials (${code}).`, {
+      ...options,
+      issues: [
+        {
+          path: 'credentials',
+          message: aws.message ?? code,
+          fix: 'check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or the `credentials` option) and that the identity may call EC2',
+        },
+      ],
+    });
+  }
+  if (THROTTLING.has(code) || status === 429 || aws.$fault === 'server' || (status !== undefined && status >= 500)) {
+    return new ThrottledError(message, options);
+  }
+  if (TRANSIENT_NETWORK.has(code) || TRANSIENT_NETWORK.has((error as { code?: string })?.code ?? '')) {
+    // The request may or may not have taken effect: retryable, and creates must be idempotent.
+    return new ThrottledError(`${context}: the connection failed (${code}); the call may have taken effect`, options);
+  }
+  if (code.endsWith('.NotFound') || code === 'NoSuchHostedZone' || code === 'NoSuchChange') return new NotFoundError(message, options);
+  if (code.endsWith('.Duplicate')) return new AlreadyExistsError(message, options);
+  if (code === 'DependencyViolation' || code === 'InvalidGroup.InUse') return new DependencyViolationError(message, options);
+  if (CONFLICT.has(code)) return new ConflictError(message, options);
+  if (status === 400 || aws.$fault === 'client') {
+    return new ValidationError(message, { ...options, issues: [{ path: context, message: aws.message ?? code }] });
+  }
+  return new ArmadaError('Unknown', message, options);
+}
+
+/** Runs one AWS call and maps its error. */
+export async function aws<T>(context: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    throw mapAwsError(error, context);
+  }
+}

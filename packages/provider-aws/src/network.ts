@@ -1,0 +1,101 @@
+/**
+ * network -> a VPC with DNS hostnames enabled and an internet gateway attached (public subnets
+ * route to it). CreateVpc takes no idempotency token, so a create first adopts a VPC an earlier,
+ * interrupted attempt made (found by its ownership tags).
+ */
+import {
+  AttachInternetGatewayCommand,
+  CreateInternetGatewayCommand,
+  CreateVpcCommand,
+  DeleteInternetGatewayCommand,
+  DeleteVpcCommand,
+  DescribeInternetGatewaysCommand,
+  DescribeVpcsCommand,
+  DetachInternetGatewayCommand,
+  ModifyVpcAttributeCommand,
+  paginateDescribeInternetGateways,
+  paginateDescribeVpcs,
+  type InternetGateway,
+  type Vpc,
+} from '@aws-sdk/client-ec2';
+import { ConflictError, type ObservedResource, type ResourceService } from '@armada/core';
+import { ignoreNotFound, onceVisible, type AwsContext } from './context.js';
+import { collect, environmentFilter, fromTagList, ownedAddress, tagFilters, tagSpecification } from './ec2-helpers.js';
+import { aws } from './errors.js';
+
+function observedNetwork(vpc: Vpc, gateway: InternetGateway | undefined): ObservedResource<'network'> | undefined {
+  const owned = ownedAddress(fromTagList(vpc.Tags));
+  if (!owned || !vpc.VpcId) return undefined;
+  return {
+    ...owned,
+    kind: 'network',
+    id: vpc.VpcId,
+    properties: { cidr: vpc.CidrBlock ?? '' },
+    outputs: { vpcId: vpc.VpcId, cidr: vpc.CidrBlock, internetGatewayId: gateway?.InternetGatewayId },
+  };
+}
+
+const attachedTo = (vpcId: string) => (gateway: InternetGateway) => (gateway.Attachments ?? []).some((attachment) => attachment.VpcId === vpcId);
+
+export function networkService(context: AwsContext): ResourceService<'network'> {
+  const { ec2 } = context;
+  return {
+    kind: 'network',
+    replaceOn: ['cidr'],
+    async discover({ environment }) {
+      const [vpcs, gateways] = await Promise.all([
+        collect('DescribeVpcs', paginateDescribeVpcs({ client: ec2, pageSize: context.pageSize }, { Filters: environmentFilter(environment) }), (page) => page.Vpcs),
+        collect(
+          'DescribeInternetGateways',
+          paginateDescribeInternetGateways({ client: ec2, pageSize: context.pageSize }, { Filters: environmentFilter(environment) }),
+          (page) => page.InternetGateways,
+        ),
+      ]);
+      return vpcs.flatMap((vpc) => observedNetwork(vpc, gateways.find(attachedTo(vpc.VpcId ?? ''))) ?? []);
+    },
+    async create(resource, apply) {
+      const tags = { Name: resource.name, ...apply.ownershipTags(resource.address) };
+      const adopted = await aws('DescribeVpcs', () => ec2.send(new DescribeVpcsCommand({ Filters: tagFilters(apply.ownershipTags(resource.address)) })));
+      const vpc =
+        adopted.Vpcs?.[0] ??
+        (await aws('CreateVpc', () => ec2.send(new CreateVpcCommand({ CidrBlock: resource.properties.cidr, TagSpecifications: tagSpecification('vpc', tags) })))).Vpc;
+      const vpcId = vpc?.VpcId;
+      if (!vpc || !vpcId) throw new ConflictError(`CreateVpc returned no VPC id for ${resource.address}.`);
+      await onceVisible(context, `VPC ${vpcId} to accept attributes`, () =>
+        aws('ModifyVpcAttribute', () => ec2.send(new ModifyVpcAttributeCommand({ VpcId: vpcId, EnableDnsHostnames: { Value: true } }))),
+      );
+      const gateways = await aws('DescribeInternetGateways', () =>
+        ec2.send(new DescribeInternetGatewaysCommand({ Filters: tagFilters(apply.ownershipTags(resource.address)) })),
+      );
+      let gateway = gateways.InternetGateways?.[0];
+      if (!gateway) {
+        gateway = (await aws('CreateInternetGateway', () => ec2.send(new CreateInternetGatewayCommand({ TagSpecifications: tagSpecification('internet-gateway', tags) }))))
+          .InternetGateway;
+      }
+      const gatewayId = gateway?.InternetGatewayId;
+      if (!gateway || !gatewayId) throw new ConflictError(`CreateInternetGateway returned no id for ${resource.address}.`);
+      if (!attachedTo(vpcId)(gateway)) {
+        await onceVisible(context, `internet gateway ${gatewayId} to attach`, () =>
+          aws('AttachInternetGateway', () => ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: gatewayId, VpcId: vpcId }))),
+        );
+      }
+      return observedNetwork(vpc, { ...gateway, Attachments: [{ VpcId: vpcId }] }) as ObservedResource<'network'>;
+    },
+    async delete(current, apply) {
+      const gateways = await aws('DescribeInternetGateways', () =>
+        ec2.send(new DescribeInternetGatewaysCommand({ Filters: [{ Name: 'attachment.vpc-id', Values: [current.id] }] })),
+      );
+      const ours = await aws('DescribeInternetGateways', () =>
+        ec2.send(new DescribeInternetGatewaysCommand({ Filters: tagFilters(apply.ownershipTags(current.address)) })),
+      );
+      const all = new Map([...(gateways.InternetGateways ?? []), ...(ours.InternetGateways ?? [])].map((gateway) => [gateway.InternetGatewayId ?? '', gateway]));
+      for (const [gatewayId, gateway] of all) {
+        if (attachedTo(current.id)(gateway)) {
+          await ignoreNotFound(() => aws('DetachInternetGateway', () => ec2.send(new DetachInternetGatewayCommand({ InternetGatewayId: gatewayId, VpcId: current.id }))));
+        }
+        await ignoreNotFound(() => aws('DeleteInternetGateway', () => ec2.send(new DeleteInternetGatewayCommand({ InternetGatewayId: gatewayId }))));
+      }
+      await ignoreNotFound(() => aws('DeleteVpc', () => ec2.send(new DeleteVpcCommand({ VpcId: current.id }))));
+    },
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * subnet -> an EC2 subnet with its own route table. Public: a default route to the network's
+ * internet gateway and public IPs on launch. Private: no route to the internet at all.
+ * The route table carries the subnet's ownership tags, so a re-run finds and reuses it.
+ */
+import {
+  AssociateRouteTableCommand,
+  CreateRouteCommand,
+  CreateRouteTableCommand,
+  CreateSubnetCommand,
+  DeleteRouteTableCommand,
+  DeleteSubnetCommand,
+  DescribeRouteTablesCommand,
+  DescribeSubnetsCommand,
+  DisassociateRouteTableCommand,
+  ModifySubnetAttributeCommand,
+  paginateDescribeRouteTables,
+  paginateDescribeSubnets,
+  type Filter,
+  type RouteTable,
+  type Subnet,
+} from '@aws-sdk/client-ec2';
+import { ConflictError, type DiscoverContext, type ObservedResource, type ResourceService } from '@armada/core';
+import { ignoreNotFound, onceVisible, type AwsContext } from './context.js';
+import { collect, environmentFilter, fromTagList, ownedAddress, tagFilters, tagSpecification } from './ec2-helpers.js';
+import { aws } from './errors.js';
+
+const INTERNET = '0.0.0.0/0';
+
+function routesToInternet(table: RouteTable | undefined): boolean {
+  return (table?.Routes ?? []).some((route) => route.DestinationCidrBlock === INTERNET && route.GatewayId?.startsWith('igw-'));
+}
+
+function observedSubnet(subnet: Subnet, networkName: string, table: RouteTable | undefined): ObservedResource<'subnet'> | undefined {
+  const owned = ownedAddress(fromTagList(subnet.Tags));
+  if (!owned || !subnet.SubnetId) return undefined;
+  return {
+    ...owned,
+    kind: 'subnet',
+    id: subnet.SubnetId,
+    properties: {
+      network: networkName,
+      cidr: subnet.CidrBlock ?? '',
+      access: subnet.MapPublicIpOnLaunch && routesToInternet(table) ? 'public' : 'private',
+      ...(subnet.AvailabilityZone ? { zone: subnet.AvailabilityZone } : {}),
+    },
+    outputs: { subnetId: subnet.SubnetId, cidr: subnet.CidrBlock, zone: subnet.AvailabilityZone, routeTableId: table?.RouteTableId },
+  };
+}
+
+export function subnetService(context: AwsContext): ResourceService<'subnet'> {
+  const { ec2 } = context;
+  const routeTables = async (filters: Filter[]) =>
+    (await aws('DescribeRouteTables', () => ec2.send(new DescribeRouteTablesCommand({ Filters: filters })))).RouteTables ?? [];
+
+  return {
+    kind: 'subnet',
+    replaceOn: ['network', 'cidr', 'access', 'zone'],
+    async discover(discovery: DiscoverContext) {
+      const [subnets, tables] = await Promise.all([
+        collect('DescribeSubnets', paginateDescribeSubnets({ client: ec2, pageSize: context.pageSize }, { Filters: environmentFilter(discovery.environment) }), (page) => page.Subnets),
+        collect('DescribeRouteTables', paginateDescribeRouteTables({ client: ec2, pageSize: context.pageSize }, { Filters: environmentFilter(discovery.environment) }), (page) => page.RouteTables),
+      ]);
+      return subnets.flatMap((subnet) => {
+        const table = tables.find((candidate) => (candidate.Associations ?? []).some((association) => association.SubnetId === subnet.SubnetId));
+        const network = discovery.findById(subnet.VpcId ?? '')?.name ?? `(foreign ${subnet.VpcId})`;
+        return observedSubnet(subnet, network, table) ?? [];
+      });
+    },
+    async create(resource, apply) {
+      const { properties } = resource;
+      const networkAddress = `network.${properties.network}` as const;
+      const vpcId = apply.idOf(networkAddress);
+      const tags = { Name: resource.name, ...apply.ownershipTags(resource.address) };
+      const adopted = await aws('DescribeSubnets', () => ec2.send(new DescribeSubnetsCommand({ Filters: tagFilters(apply.ownershipTags(resource.address)) })));
+      const subnet =
+        adopted.Subnets?.[0] ??
+        (
+          await onceVisible(context, `VPC ${vpcId} to accept subnets`, () =>
+            aws('CreateSubnet', () =>
+              ec2.send(
+                new CreateSubnetCommand({
+                  VpcId: vpcId,
+                  CidrBlock: properties.cidr,
+                  ...(properties.zone ? { AvailabilityZone: properties.zone } : {}),
+                  TagSpecifications: tagSpecification('subnet', tags),
+                }),
+              ),
+            ),
+          )
+        ).Subnet;
+      const subnetId = subnet?.SubnetId;
+      if (!subnet || !subnetId) throw new ConflictError(`CreateSubnet returned no subnet id for ${resource.address}.`);
+
+      let table = (await routeTables(tagFilters(apply.ownershipTags(resource.address))))[0];
+      if (!table) {
+        table = (
+          await aws('CreateRouteTable', () =>
+            ec2.send(new CreateRouteTableCommand({ VpcId: vpcId, TagSpecifications: tagSpecification('route-table', tags), ClientToken: apply.idempotencyToken(resource.address) })),
+          )
+        ).RouteTable;
+      }
+      const tableId = table?.RouteTableId;
+      if (!table || !tableId) throw new ConflictError(`CreateRouteTable returned no id for ${resource.address}.`);
+
+      if (properties.access === 'public') {
+        const gatewayId = apply.resourceAt(networkAddress).outputs.internetGatewayId;
+        if (typeof gatewayId !== 'string') throw new ConflictError(`Network ${properties.network} has no internet gateway for public subnet ${resource.name}.`);
+        if (!routesToInternet(table)) {
+          await onceVisible(context, `route table ${tableId} to accept routes`, () =>
+            aws('CreateRoute', () => ec2.send(new CreateRouteCommand({ RouteTableId: tableId, DestinationCidrBlock: INTERNET, GatewayId: gatewayId }))),
+          );
+        }
+        await onceVisible(context, `subnet ${subnetId} to accept attributes`, () =>
+          aws('ModifySubnetAttribute', () => ec2.send(new ModifySubnetAttributeCommand({ SubnetId: subnetId, MapPublicIpOnLaunch: { Value: true } }))),
+        );
+      }
+      if (!(table.Associations ?? []).some((association) => association.SubnetId === subnetId)) {
+        await onceVisible(context, `route table ${tableId} to associate`, () =>
+          aws('AssociateRouteTable', () => ec2.send(new AssociateRouteTableCommand({ RouteTableId: tableId, SubnetId: subnetId }))),
+        );
+      }
+      return {
+        address: resource.address,
+        kind: 'subnet',
+        name: resource.name,
+        id: subnetId,
+        properties: { ...properties, ...(subnet.AvailabilityZone ? { zone: subnet.AvailabilityZone } : {}) },
+        outputs: { subnetId, cidr: subnet.CidrBlock, zone: subnet.AvailabilityZone, routeTableId: tableId },
+      };
+    },
+    async delete(current, apply) {
+      const tables = [
+        ...(await routeTables(tagFilters(apply.ownershipTags(current.address)))),
+        ...(await routeTables([{ Name: 'association.subnet-id', Values: [current.id] }])),
+      ];
+      for (const table of new Map(tables.map((entry) => [entry.RouteTableId, entry])).values()) {
+        for (const association of table.Associations ?? []) {
+          if (association.Main || !association.RouteTableAssociationId) continue;
+          const associationId = association.RouteTableAssociationId;
+          await ignoreNotFound(() => aws('DisassociateRouteTable', () => ec2.send(new DisassociateRouteTableCommand({ AssociationId: associationId }))));
+        }
+        // Only delete route tables this subnet owns, never a main or foreign one.
+        if (ownedAddress(fromTagList(table.Tags))?.address === current.address && table.RouteTableId) {
+          const tableId = table.RouteTableId;
+          await ignoreNotFound(() => aws('DeleteRouteTable', () => ec2.send(new DeleteRouteTableCommand({ RouteTableId: tableId }))));
+        }
+      }
+      await ignoreNotFound(() => aws('DeleteSubnet', () => ec2.send(new DeleteSubnetCommand({ SubnetId: current.id }))));
+    },
+  };
+}
