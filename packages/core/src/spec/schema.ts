@@ -180,7 +180,9 @@ const instanceFields = {
     /** What the instance is for (`web`, `mysql-primary`): used by server policies. */
     role: z.string().min(1).optional(),
 };
-export const instanceSchema = z.looseObject(instanceFields).superRefine(providerBlocksOnly(Object.keys(instanceFields)));
+// `when`: check the extra keys even when a field failed, so a typo is reported with the rest.
+const alwaysForObjects = { when: (payload: { value: unknown }) => typeof payload.value === 'object' && payload.value !== null };
+export const instanceSchema = z.looseObject(instanceFields).superRefine(providerBlocksOnly(Object.keys(instanceFields)), alwaysForObjects);
 export type Instance = z.infer<typeof instanceSchema>;
 
 export const dnsRecordSchema = z.strictObject({
@@ -204,7 +206,7 @@ const providerSelectionFields = {
 };
 export const providerSelectionSchema = z
   .looseObject(providerSelectionFields)
-  .superRefine(providerBlocksOnly(Object.keys(providerSelectionFields)));
+  .superRefine(providerBlocksOnly(Object.keys(providerSelectionFields)), alwaysForObjects);
 
 export const environmentSpecSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/i, {
