@@ -27,11 +27,23 @@ export function waitFor<T>(context: AwsContext, description: string, probe: () =
 }
 
 /**
- * Runs a call that names a resource created moments ago: EC2 may not see the new id yet
- * (`*.NotFound`), which is eventual consistency, so it is retried until the waiter's timeout.
+ * Runs a follow-up step of a create (the calls after the one that made the resource). It names
+ * a resource made moments ago, which EC2 may not see yet (`*.NotFound`), and it may be throttled:
+ * both are retried here, until the waiter's timeout, so that a throttled follow-up never makes the
+ * executor repeat the whole create (and the create call with it).
  */
-export function onceVisible<T>(context: AwsContext, description: string, call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+export function followUp<T>(context: AwsContext, description: string, call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   return waitFor(context, description, async () => ({ done: true, value: await call() }), signal);
+}
+
+/** A follow-up whose "already done" error means a lost response had in fact taken effect. */
+export async function tolerating<T>(isAlreadyDone: (error: unknown) => boolean, call: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await call();
+  } catch (error) {
+    if (isAlreadyDone(error)) return undefined;
+    throw error;
+  }
 }
 
 /** Deletes tolerate "gone". */

@@ -19,6 +19,7 @@ import {
 import {
   AlreadyExistsError,
   ConflictError,
+  NotFoundError,
   stableStringify,
   type ApplyContext,
   type FirewallProperties,
@@ -26,7 +27,7 @@ import {
   type ObservedResource,
   type ResourceService,
 } from '@armada/core';
-import { ignoreNotFound, onceVisible, type AwsContext } from './context.js';
+import { ignoreNotFound, followUp, type AwsContext } from './context.js';
 import { collect, environmentFilter, fromTagList, ownedAddress, tagSpecification } from './ec2-helpers.js';
 import { aws } from './errors.js';
 
@@ -83,18 +84,12 @@ function fromPermissions(permissions: IpPermission[] | undefined, groupNameOf: (
 export function firewallService(context: AwsContext): ResourceService<'firewall'> {
   const { ec2 } = context;
 
-  const describeGroup = (groupId: string, signal?: AbortSignal) =>
-    onceVisible(
-      context,
-      `security group ${groupId} to be visible`,
-      async () => {
-        const found = await aws('DescribeSecurityGroups', () => ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [groupId] })));
-        const group = found.SecurityGroups?.[0];
-        if (!group) throw new ConflictError(`DescribeSecurityGroups returned nothing for ${groupId}.`);
-        return group;
-      },
-      signal,
-    );
+  const describeGroup = async (groupId: string): Promise<SecurityGroup> => {
+    const found = await aws('DescribeSecurityGroups', () => ec2.send(new DescribeSecurityGroupsCommand({ GroupIds: [groupId] })));
+    const group = found.SecurityGroups?.[0];
+    if (!group) throw new NotFoundError(`Security group ${groupId} is not visible yet.`, { provider: 'aws', resource: groupId });
+    return group;
+  };
 
   /**
    * Brings the group's rules to the desired ones. Both sides are compared as single-peer
@@ -169,7 +164,7 @@ export function firewallService(context: AwsContext): ResourceService<'firewall'
       let groupId: string | undefined;
       try {
         groupId = (
-          await onceVisible(context, `VPC ${vpcId} to accept security groups`, () =>
+          await followUp(context, `VPC ${vpcId} to accept security groups`, () =>
             aws('CreateSecurityGroup', () =>
               ec2.send(
                 new CreateSecurityGroupCommand({
@@ -184,12 +179,21 @@ export function firewallService(context: AwsContext): ResourceService<'firewall'
         ).GroupId;
       } catch (error) {
         if (!AlreadyExistsError.isInstance(error)) throw error;
-        // Ours from an interrupted attempt: adopt it. Someone else's: a clear refusal.
-        const existing = await aws('DescribeSecurityGroups', () =>
-          ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }, { Name: 'group-name', Values: [resource.name] }] })),
+        // Ours from an attempt whose answer was lost: adopt it (once EC2 shows it). Someone else's: refuse.
+        const group = await followUp(
+          context,
+          `security group "${resource.name}" in ${vpcId} to be visible`,
+          async () => {
+            const existing = await aws('DescribeSecurityGroups', () =>
+              ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }, { Name: 'group-name', Values: [resource.name] }] })),
+            );
+            const found = existing.SecurityGroups?.[0];
+            if (!found) throw new NotFoundError(`Security group "${resource.name}" is not visible yet.`, { provider: 'aws' });
+            return found;
+          },
+          apply.signal,
         );
-        const group = existing.SecurityGroups?.[0];
-        if (!group || ownedAddress(fromTagList(group.Tags))?.address !== resource.address) {
+        if (ownedAddress(fromTagList(group.Tags))?.address !== resource.address) {
           throw new AlreadyExistsError(
             `A security group named "${resource.name}" already exists in ${vpcId} and does not belong to environment "${apply.environment}". Rename the firewall or delete the group.`,
             { provider: 'aws', resource: resource.address },
@@ -198,13 +202,12 @@ export function firewallService(context: AwsContext): ResourceService<'firewall'
         groupId = group.GroupId;
       }
       if (!groupId) throw new ConflictError(`CreateSecurityGroup returned no group id for ${resource.address}.`);
-      const group = await describeGroup(groupId, apply.signal);
-      await syncRules(group, properties, apply, resource.name);
+      const created = groupId;
+      await followUp(context, `the rules of security group ${groupId}`, async () => syncRules(await describeGroup(created), properties, apply, resource.name), apply.signal);
       return { address: resource.address, kind: 'firewall', name: resource.name, id: groupId, properties, outputs: { groupId, groupName: resource.name } };
     },
     async update(resource, current, apply) {
-      const group = await describeGroup(current.id, apply.signal);
-      await syncRules(group, resource.properties, apply, resource.name);
+      await followUp(context, `the rules of security group ${current.id}`, async () => syncRules(await describeGroup(current.id), resource.properties, apply, resource.name), apply.signal);
       return { ...current, properties: resource.properties };
     },
     async delete(current) {

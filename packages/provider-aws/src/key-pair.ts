@@ -5,7 +5,7 @@
  */
 import { DeleteKeyPairCommand, DescribeKeyPairsCommand, ImportKeyPairCommand, type KeyPairInfo } from '@aws-sdk/client-ec2';
 import { AlreadyExistsError, ConflictError, digestOf, type ObservedResource, type ResourceService } from '@armada/core';
-import { ignoreNotFound, type AwsContext } from './context.js';
+import { followUp, ignoreNotFound, type AwsContext } from './context.js';
 import { environmentFilter, fromTagList, ownedAddress, tagSpecification } from './ec2-helpers.js';
 import { aws } from './errors.js';
 
@@ -62,7 +62,10 @@ export function keyPairService(context: AwsContext): ResourceService<'keyPair'> 
         };
       } catch (error) {
         if (!AlreadyExistsError.isInstance(error)) throw error;
-        const existing = (await aws('DescribeKeyPairs', () => ec2.send(new DescribeKeyPairsCommand({ KeyNames: [keyName] })))).KeyPairs?.[0];
+        // NotFound right after a Duplicate is eventual consistency: wait for the key to show.
+        const existing = await followUp(context, `key pair ${keyName} to be visible`, async () =>
+          (await aws('DescribeKeyPairs', () => ec2.send(new DescribeKeyPairsCommand({ KeyNames: [keyName] })))).KeyPairs?.[0],
+        );
         const adopted = existing && observedKeyPair(existing);
         if (!adopted || adopted.address !== resource.address || adopted.properties.publicKey !== tags[KEY_DIGEST_TAG]) {
           throw new AlreadyExistsError(

@@ -19,7 +19,7 @@ import {
   type Vpc,
 } from '@aws-sdk/client-ec2';
 import { ConflictError, type ObservedResource, type ResourceService } from '@armada/core';
-import { ignoreNotFound, onceVisible, type AwsContext } from './context.js';
+import { followUp, ignoreNotFound, tolerating, type AwsContext } from './context.js';
 import { collect, environmentFilter, fromTagList, ownedAddress, tagFilters, tagSpecification } from './ec2-helpers.js';
 import { aws } from './errors.js';
 
@@ -61,22 +61,28 @@ export function networkService(context: AwsContext): ResourceService<'network'> 
         (await aws('CreateVpc', () => ec2.send(new CreateVpcCommand({ CidrBlock: resource.properties.cidr, TagSpecifications: tagSpecification('vpc', tags) })))).Vpc;
       const vpcId = vpc?.VpcId;
       if (!vpc || !vpcId) throw new ConflictError(`CreateVpc returned no VPC id for ${resource.address}.`);
-      await onceVisible(context, `VPC ${vpcId} to accept attributes`, () =>
+      await followUp(context, `VPC ${vpcId} to accept attributes`, () =>
         aws('ModifyVpcAttribute', () => ec2.send(new ModifyVpcAttributeCommand({ VpcId: vpcId, EnableDnsHostnames: { Value: true } }))),
       );
-      const gateways = await aws('DescribeInternetGateways', () =>
-        ec2.send(new DescribeInternetGatewaysCommand({ Filters: tagFilters(apply.ownershipTags(resource.address)) })),
-      );
-      let gateway = gateways.InternetGateways?.[0];
-      if (!gateway) {
-        gateway = (await aws('CreateInternetGateway', () => ec2.send(new CreateInternetGatewayCommand({ TagSpecifications: tagSpecification('internet-gateway', tags) }))))
-          .InternetGateway;
-      }
+      // Everything after CreateVpc is a follow-up, retried in place (see followUp).
+      const gateway = await followUp(context, `an internet gateway for ${vpcId}`, async () => {
+        const found = await aws('DescribeInternetGateways', () =>
+          ec2.send(new DescribeInternetGatewaysCommand({ Filters: tagFilters(apply.ownershipTags(resource.address)) })),
+        );
+        return (
+          found.InternetGateways?.[0] ??
+          (await aws('CreateInternetGateway', () => ec2.send(new CreateInternetGatewayCommand({ TagSpecifications: tagSpecification('internet-gateway', tags) }))))
+            .InternetGateway
+        );
+      });
       const gatewayId = gateway?.InternetGatewayId;
       if (!gateway || !gatewayId) throw new ConflictError(`CreateInternetGateway returned no id for ${resource.address}.`);
       if (!attachedTo(vpcId)(gateway)) {
-        await onceVisible(context, `internet gateway ${gatewayId} to attach`, () =>
-          aws('AttachInternetGateway', () => ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: gatewayId, VpcId: vpcId }))),
+        await followUp(context, `internet gateway ${gatewayId} to attach`, () =>
+          // Already attached: an earlier attempt's response was lost after it took effect.
+          tolerating(ConflictError.isInstance, () =>
+            aws('AttachInternetGateway', () => ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: gatewayId, VpcId: vpcId }))),
+          ),
         );
       }
       return observedNetwork(vpc, { ...gateway, Attachments: [{ VpcId: vpcId }] }) as ObservedResource<'network'>;

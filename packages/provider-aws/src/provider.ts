@@ -95,27 +95,29 @@ export function createAwsProvider(options: AwsProviderOptions): ProviderV1 {
   const instanceTypes = options.instanceTypes ?? DEFAULT_INSTANCE_TYPES;
   const images = options.images ?? DEFAULT_IMAGES;
   const { dns, dnsRecordService } = route53Dns(context);
+  // Look-ups are cached per provider; a failed one is forgotten so a retry asks again.
   const offered = new Map<string, Promise<boolean>>();
   const amis = new Map<string, Promise<string | undefined>>();
-
-  const isOffered = (instanceType: string) => {
-    let answer = offered.get(instanceType);
+  const cached = <T>(cache: Map<string, Promise<T>>, key: string, lookUp: () => Promise<T>): Promise<T> => {
+    let answer = cache.get(key);
     if (!answer) {
-      answer = aws('DescribeInstanceTypeOfferings', () =>
-        context.ec2.send(
-          new DescribeInstanceTypeOfferingsCommand({ LocationType: 'region', Filters: [{ Name: 'instance-type', Values: [instanceType] }] }),
-        ),
-      ).then((result) => (result.InstanceTypeOfferings ?? []).length > 0);
-      offered.set(instanceType, answer);
+      answer = lookUp();
+      cache.set(key, answer);
+      answer.catch(() => cache.delete(key));
     }
     return answer;
   };
 
-  const newestImage = (lookup: ImageLookup) => {
-    const key = `${lookup.owner}/${lookup.namePattern}`;
-    let answer = amis.get(key);
-    if (!answer) {
-      answer = aws('DescribeImages', () =>
+  const isOffered = (instanceType: string) =>
+    cached(offered, instanceType, () =>
+      aws('DescribeInstanceTypeOfferings', () =>
+        context.ec2.send(new DescribeInstanceTypeOfferingsCommand({ LocationType: 'region', Filters: [{ Name: 'instance-type', Values: [instanceType] }] })),
+      ).then((result) => (result.InstanceTypeOfferings ?? []).length > 0),
+    );
+
+  const newestImage = (lookup: ImageLookup) =>
+    cached(amis, `${lookup.owner}/${lookup.namePattern}`, () =>
+      aws('DescribeImages', () =>
         context.ec2.send(
           new DescribeImagesCommand({
             Owners: [lookup.owner],
@@ -131,11 +133,8 @@ export function createAwsProvider(options: AwsProviderOptions): ProviderV1 {
           `${a.CreationDate ?? ''}${a.Name ?? ''}` < `${b.CreationDate ?? ''}${b.Name ?? ''}` ? 1 : -1,
         );
         return sorted[0]?.ImageId;
-      });
-      amis.set(key, answer);
-    }
-    return answer;
-  };
+      }),
+    );
 
   return {
     specificationVersion: 'v1',

@@ -20,8 +20,8 @@ import {
   type RouteTable,
   type Subnet,
 } from '@aws-sdk/client-ec2';
-import { ConflictError, type DiscoverContext, type ObservedResource, type ResourceService } from '@armada/core';
-import { ignoreNotFound, onceVisible, type AwsContext } from './context.js';
+import { ConflictError, NotFoundError, type DiscoverContext, type ObservedResource, type ResourceService } from '@armada/core';
+import { followUp, ignoreNotFound, tolerating, type AwsContext } from './context.js';
 import { collect, environmentFilter, fromTagList, ownedAddress, tagFilters, tagSpecification } from './ec2-helpers.js';
 import { aws } from './errors.js';
 
@@ -72,34 +72,60 @@ export function subnetService(context: AwsContext): ResourceService<'subnet'> {
       const networkAddress = `network.${properties.network}` as const;
       const vpcId = apply.idOf(networkAddress);
       const tags = { Name: resource.name, ...apply.ownershipTags(resource.address) };
-      const adopted = await aws('DescribeSubnets', () => ec2.send(new DescribeSubnetsCommand({ Filters: tagFilters(apply.ownershipTags(resource.address)) })));
-      const subnet =
-        adopted.Subnets?.[0] ??
-        (
-          await onceVisible(context, `VPC ${vpcId} to accept subnets`, () =>
-            aws('CreateSubnet', () =>
-              ec2.send(
-                new CreateSubnetCommand({
-                  VpcId: vpcId,
-                  CidrBlock: properties.cidr,
-                  ...(properties.zone ? { AvailabilityZone: properties.zone } : {}),
-                  TagSpecifications: tagSpecification('subnet', tags),
-                }),
+      const ours = tagFilters(apply.ownershipTags(resource.address));
+      const adopted = (await aws('DescribeSubnets', () => ec2.send(new DescribeSubnetsCommand({ Filters: ours })))).Subnets?.[0];
+      let subnet: Subnet | undefined = adopted;
+      if (!subnet) {
+        try {
+          subnet = (
+            await followUp(context, `VPC ${vpcId} to accept subnets`, () =>
+              aws('CreateSubnet', () =>
+                ec2.send(
+                  new CreateSubnetCommand({
+                    VpcId: vpcId,
+                    CidrBlock: properties.cidr,
+                    ...(properties.zone ? { AvailabilityZone: properties.zone } : {}),
+                    TagSpecifications: tagSpecification('subnet', tags),
+                  }),
+                ),
               ),
-            ),
-          )
-        ).Subnet;
+            )
+          ).Subnet;
+        } catch (error) {
+          if (!ConflictError.isInstance(error)) throw error;
+          // The CIDR is taken: by our own subnet from an attempt whose answer was lost or that
+          // EC2 did not show yet (adopt it), or by someone else's (refuse, naming it).
+          subnet = await followUp(context, `the subnet holding ${properties.cidr} in ${vpcId} to be visible`, async () => {
+            const holder = (
+              await aws('DescribeSubnets', () =>
+                ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId] }, { Name: 'cidr-block', Values: [properties.cidr] }] })),
+              )
+            ).Subnets?.[0];
+            if (!holder) throw new NotFoundError(`No visible subnet holds ${properties.cidr} yet.`, { provider: 'aws' });
+            if (ownedAddress(fromTagList(holder.Tags))?.address !== resource.address) {
+              throw new ConflictError(`The CIDR ${properties.cidr} of ${resource.address} is taken by subnet ${holder.SubnetId}, which is not this environment's.`, {
+                provider: 'aws',
+                resource: resource.address,
+              });
+            }
+            return holder;
+          });
+        }
+      }
       const subnetId = subnet?.SubnetId;
       if (!subnet || !subnetId) throw new ConflictError(`CreateSubnet returned no subnet id for ${resource.address}.`);
 
-      let table = (await routeTables(tagFilters(apply.ownershipTags(resource.address))))[0];
-      if (!table) {
-        table = (
-          await aws('CreateRouteTable', () =>
-            ec2.send(new CreateRouteTableCommand({ VpcId: vpcId, TagSpecifications: tagSpecification('route-table', tags), ClientToken: apply.idempotencyToken(resource.address) })),
-          )
-        ).RouteTable;
-      }
+      const table = await followUp(context, `a route table for ${resource.address}`, async () => {
+        const found = (await routeTables(tagFilters(apply.ownershipTags(resource.address))))[0];
+        return (
+          found ??
+          (
+            await aws('CreateRouteTable', () =>
+              ec2.send(new CreateRouteTableCommand({ VpcId: vpcId, TagSpecifications: tagSpecification('route-table', tags), ClientToken: apply.idempotencyToken(resource.address) })),
+            )
+          ).RouteTable
+        );
+      });
       const tableId = table?.RouteTableId;
       if (!table || !tableId) throw new ConflictError(`CreateRouteTable returned no id for ${resource.address}.`);
 
@@ -107,17 +133,21 @@ export function subnetService(context: AwsContext): ResourceService<'subnet'> {
         const gatewayId = apply.resourceAt(networkAddress).outputs.internetGatewayId;
         if (typeof gatewayId !== 'string') throw new ConflictError(`Network ${properties.network} has no internet gateway for public subnet ${resource.name}.`);
         if (!routesToInternet(table)) {
-          await onceVisible(context, `route table ${tableId} to accept routes`, () =>
-            aws('CreateRoute', () => ec2.send(new CreateRouteCommand({ RouteTableId: tableId, DestinationCidrBlock: INTERNET, GatewayId: gatewayId }))),
+          await followUp(context, `route table ${tableId} to accept routes`, () =>
+            tolerating(ConflictError.isInstance, () =>
+              aws('CreateRoute', () => ec2.send(new CreateRouteCommand({ RouteTableId: tableId, DestinationCidrBlock: INTERNET, GatewayId: gatewayId }))),
+            ),
           );
         }
-        await onceVisible(context, `subnet ${subnetId} to accept attributes`, () =>
+        await followUp(context, `subnet ${subnetId} to accept attributes`, () =>
           aws('ModifySubnetAttribute', () => ec2.send(new ModifySubnetAttributeCommand({ SubnetId: subnetId, MapPublicIpOnLaunch: { Value: true } }))),
         );
       }
       if (!(table.Associations ?? []).some((association) => association.SubnetId === subnetId)) {
-        await onceVisible(context, `route table ${tableId} to associate`, () =>
-          aws('AssociateRouteTable', () => ec2.send(new AssociateRouteTableCommand({ RouteTableId: tableId, SubnetId: subnetId }))),
+        await followUp(context, `route table ${tableId} to associate`, () =>
+          tolerating(ConflictError.isInstance, () =>
+            aws('AssociateRouteTable', () => ec2.send(new AssociateRouteTableCommand({ RouteTableId: tableId, SubnetId: subnetId }))),
+          ),
         );
       }
       return {

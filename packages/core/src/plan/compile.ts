@@ -3,6 +3,7 @@
  * asks the provider to map portable sizes and images onto its own.
  */
 import { ValidationError, type ValidationIssue } from '../errors.js';
+import { withRetries, type RetryPolicy } from '../execute/retry.js';
 import { instanceNames } from '../policies/rules.js';
 import type { ProviderV1, ResolvedInstanceType } from '../provider.js';
 import {
@@ -36,7 +37,13 @@ function instanceTags(tags: Record<string, string>, count: number, index: number
   return { ...tags, Name: `${tags.Name}-${index + 1}` };
 }
 
-export async function compileEnvironment(spec: EnvironmentSpec, provider: ProviderV1): Promise<DesiredResource[]> {
+export interface CompileOptions {
+  /** Retries of the provider's look-ups (sizes, images), which call its API. */
+  retry?: Partial<RetryPolicy>;
+  signal?: AbortSignal;
+}
+
+export async function compileEnvironment(spec: EnvironmentSpec, provider: ProviderV1, options: CompileOptions = {}): Promise<DesiredResource[]> {
   const network = spec.network.name;
   const resources: DesiredResource[] = [desired('network', network, { cidr: spec.network.cidr })];
   for (const subnet of spec.network.subnets) {
@@ -76,12 +83,13 @@ export async function compileEnvironment(spec: EnvironmentSpec, provider: Provid
   const resolved = new Map<string, Promise<ResolvedInstanceType>>();
   const instanceResources = await Promise.all(
     spec.instances.map(async (instance, index) => {
-      const options = providerOptionsOf(instance, provider.id);
-      const key = JSON.stringify([instance.size, instance.image, options]);
+      const providerOptions = providerOptionsOf(instance, provider.id);
+      const key = JSON.stringify([instance.size, instance.image, providerOptions]);
       let type = resolved.get(key);
       if (!type) {
-        // .then() so a provider that throws synchronously is handled like one that rejects.
-        type = Promise.resolve().then(() => provider.resolveInstanceType({ instance: instance.name, size: instance.size, image: instance.image, options }));
+        // The look-up may call the cloud (and be throttled); a synchronous throw counts as a rejection.
+        const request = { instance: instance.name, size: instance.size, image: instance.image, options: providerOptions };
+        type = withRetries(async () => provider.resolveInstanceType(request), { ...options.retry, provider: provider.id, ...(options.signal ? { signal: options.signal } : {}) });
         resolved.set(key, type);
       }
       let sizeAndImage: ResolvedInstanceType;

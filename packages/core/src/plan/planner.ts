@@ -221,7 +221,7 @@ export async function plan({ spec, provider, signal, retry }: PlanOptions): Prom
   if ((spec.dns?.records.length ?? 0) > 0 && !provider.capabilities.dns) {
     throw new UnsupportedError('dns', `The spec has DNS records but provider "${provider.id}" has no DNS service.`, { provider: provider.id });
   }
-  const compiled = await compileEnvironment(spec, provider);
+  const compiled = await compileEnvironment(spec, provider, { ...(retry ? { retry } : {}), ...(signal ? { signal } : {}) });
   const adapted = provider.adapt ? provider.adapt(compiled) : { resources: compiled, notes: [] };
   const observed = await discover(provider, spec.name, { ...(signal ? { signal } : {}), ...(retry ? { retry } : {}) });
   return diff({ environment: spec.name, provider, desired: adapted.resources, observed, notes: adapted.notes });

@@ -1,0 +1,95 @@
+/**
+ * Bad credentials, an unknown region, an instance type the region does not offer: each is one
+ * clear error naming what to fix, before anything is created.
+ */
+import { ValidationError, applyEnvironment, loadSpecFile, type EnvironmentSpec } from '@armada/core';
+import { startAwsEmulator, type AwsEmulator } from '@armada/testkit';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createAwsProvider, mapAwsError } from '../src/index.js';
+
+const specPath = fileURLToPath(new URL('../../../examples/environments/armada.yaml', import.meta.url));
+
+async function failure(promise: Promise<unknown>): Promise<ValidationError> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  expect(ValidationError.isInstance(error), `expected a ValidationError, got ${String(error)}`).toBe(true);
+  return error as ValidationError;
+}
+
+describe('errors before anything is created', () => {
+  let emulator: AwsEmulator;
+  let spec: EnvironmentSpec;
+  const savedEnvironment = { ...process.env };
+
+  beforeAll(async () => {
+    emulator = await startAwsEmulator({ accessKeyIds: ['AKIDGOOD'] });
+    spec = { ...(await loadSpecFile(specPath)), provider: { id: 'aws', region: 'us-east-1' } };
+  });
+  afterEach(() => {
+    process.env = { ...savedEnvironment };
+  });
+  afterAll(async () => {
+    await emulator?.close();
+  });
+
+  const nothingCreated = () => {
+    for (const action of ['CreateVpc', 'CreateSubnet', 'CreateSecurityGroup', 'ImportKeyPair', 'RunInstances']) expect(emulator.calls(action), action).toBe(0);
+  };
+
+  it('missing credentials name the variables to set', async () => {
+    // The SDK's default chain with nothing to find, and without the EC2 metadata service (off-machine).
+    for (const key of Object.keys(process.env)) if (key.startsWith('AWS_')) delete process.env[key];
+    Object.assign(process.env, { AWS_EC2_METADATA_DISABLED: 'true', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials', AWS_CONFIG_FILE: '/nonexistent/config' });
+    const provider = createAwsProvider({ region: 'us-east-1', endpoint: emulator.endpoint });
+    const error = await failure(applyEnvironment({ spec, provider }));
+    expect(error.issues[0]?.path).toBe('credentials');
+    expect(error.issues[0]?.fix).toMatch(/AWS_ACCESS_KEY_ID/);
+    nothingCreated();
+  });
+
+  it('rejected credentials say so', async () => {
+    const provider = createAwsProvider({ region: 'us-east-1', endpoint: emulator.endpoint, credentials: { accessKeyId: 'AKIDBAD', secretAccessKey: 'x' } });
+    const error = await failure(applyEnvironment({ spec, provider }));
+    expect(error.message).toMatch(/AWS refused the credentials/);
+    expect(error.issues[0]?.fix).toMatch(/AWS_ACCESS_KEY_ID/);
+    nothingCreated();
+  });
+
+  it('an unknown region names the region option', async () => {
+    const provider = createAwsProvider({ region: 'us-nowhere-1', endpoint: emulator.endpoint, credentials: { accessKeyId: 'AKIDGOOD', secretAccessKey: 'x' } });
+    const error = await failure(applyEnvironment({ spec: { ...spec, provider: { id: 'aws', region: 'us-nowhere-1' } }, provider }));
+    expect(error.issues[0]).toMatchObject({ path: 'provider.region' });
+    expect(error.issues[0]?.fix).toMatch(/us-east-1/);
+    nothingCreated();
+  });
+
+  it('an instance type the region does not offer names the instance and the option', async () => {
+    const provider = createAwsProvider({ region: 'eu-west-1', endpoint: emulator.endpoint, credentials: { accessKeyId: 'AKIDGOOD', secretAccessKey: 'x' } });
+    const error = await failure(applyEnvironment({ spec: { ...spec, provider: { id: 'aws', region: 'eu-west-1' } }, provider }));
+    expect(error.issues.map((issue) => issue.path)).toEqual(['instances[0].aws.instanceType', 'instances[1].aws.instanceType']);
+    expect(error.issues[0]?.message).toBe('instance type m3.medium is not offered in eu-west-1');
+    nothingCreated();
+  });
+});
+
+describe('mapAwsError', () => {
+  const sdkError = (name: string, status: number, fault: 'client' | 'server' = status >= 500 ? 'server' : 'client') =>
+    Object.assign(new Error(`${name} happened`), { name, $fault: fault, $metadata: { httpStatusCode: status, requestId: 'req-1' } });
+
+  it.each([
+    ['RequestLimitExceeded', 503, 'Throttled', true],
+    ['InternalError', 500, 'Throttled', true],
+    ['InvalidVpcID.NotFound', 400, 'NotFound', false],
+    ['InvalidGroup.Duplicate', 400, 'AlreadyExists', false],
+    ['DependencyViolation', 400, 'DependencyViolation', true],
+    ['InvalidSubnet.Conflict', 400, 'Conflict', false],
+    ['InvalidParameterValue', 400, 'Validation', false],
+    ['AuthFailure', 401, 'Validation', false],
+  ] as const)('%s (%i) -> %s', (name, status, code, retryable) => {
+    const mapped = mapAwsError(sdkError(name, status), 'SomeCall');
+    expect([mapped.code, mapped.retryable, mapped.provider, mapped.requestId]).toEqual([code, retryable, 'aws', 'req-1']);
+  });
+});

@@ -1,0 +1,936 @@
+/**
+ * EC2 state and actions for one region, enforcing the rules the providers depend on: CIDR
+ * containment and overlap, duplicates, dependency violations on delete, unknown ids as
+ * `*.NotFound`, ClientToken idempotency, pagination, instance states over time, and eventual
+ * consistency (new ids invisible to Describe calls for a while).
+ */
+import { createHash } from 'node:crypto';
+import { cidrContains, cidrsOverlap, parseCidr, type Cidr } from '@armada/core';
+import type { FaultInjector, PortableOperation } from '../faults.js';
+import { type QueryReader, wildcardMatches, type XmlValue } from './wire.js';
+
+export const OWNER_ID = '123456789012';
+
+/** An error as EC2 reports it: a code, a message and an HTTP status. */
+export class AwsFault extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
+  }
+}
+
+type Tags = Record<string, string>;
+interface Entity {
+  id: string;
+  tags: Tags;
+  createdAt: number;
+}
+interface Vpc extends Entity {
+  cidr: string;
+  dnsHostnames: boolean;
+}
+interface Subnet extends Entity {
+  vpcId: string;
+  cidr: string;
+  zone: string;
+  mapPublicIp: boolean;
+  nextHost: number;
+}
+interface Gateway extends Entity {
+  vpcId: string | undefined;
+}
+interface RouteTable extends Entity {
+  vpcId: string;
+  routes: Array<{ destination: string; gatewayId: string }>;
+  associations: Array<{ id: string; subnetId?: string; main: boolean }>;
+}
+/** One permission per peer, as the emulator keeps them. */
+interface Permission {
+  protocol: string;
+  fromPort: number | undefined;
+  toPort: number | undefined;
+  cidr?: string;
+  cidrIpv6?: string;
+  groupId?: string;
+  description?: string;
+}
+interface SecurityGroup extends Entity {
+  vpcId: string;
+  name: string;
+  description: string;
+  ingress: Permission[];
+  egress: Permission[];
+}
+interface KeyPair extends Entity {
+  name: string;
+  fingerprint: string;
+  publicKey: string;
+}
+interface Instance extends Entity {
+  reservationId: string;
+  imageId: string;
+  instanceType: string;
+  subnetId: string;
+  vpcId: string;
+  groupIds: string[];
+  keyName: string | undefined;
+  userData: string | undefined;
+  privateIp: string;
+  publicIp: string | undefined;
+  clientToken: string | undefined;
+  zone: string;
+  stateTarget: 'running' | 'terminated';
+  stateChangedAt: number;
+}
+export interface Image {
+  imageId: string;
+  name: string;
+  ownerId: string;
+  creationDate: string;
+  architecture: string;
+}
+
+export interface Ec2Timing {
+  bootMs: number;
+  terminateMs: number;
+  terminatedRetentionMs: number;
+}
+
+const STATE_CODES: Record<string, number> = { pending: 0, running: 16, 'shutting-down': 32, terminated: 48 };
+
+function tagsFrom(reader: QueryReader, resourceType: string): Tags {
+  const tags: Tags = {};
+  for (const specification of reader.objects('TagSpecification')) {
+    if (specification.string('ResourceType') !== resourceType) continue;
+    for (const tag of specification.objects('Tag')) {
+      const key = tag.string('Key');
+      if (key) tags[key] = tag.string('Value') ?? '';
+    }
+  }
+  return tags;
+}
+
+const tagSet = (tags: Tags): XmlValue => Object.entries(tags).map(([key, value]) => ({ key, value }));
+
+function cidrOf(text: string | undefined, code: string): Cidr {
+  const parsed = parseCidr(text ?? '');
+  if (!parsed.ok) throw new AwsFault(code, `The CIDR '${text}' is invalid.`);
+  return parsed.cidr;
+}
+
+function required(reader: QueryReader, key: string): string {
+  const value = reader.string(key);
+  if (value === undefined || value === '') throw new AwsFault('MissingParameter', `The request must contain the parameter ${key}`);
+  return value;
+}
+
+export class Ec2Region {
+  private readonly vpcs = new Map<string, Vpc>();
+  private readonly subnets = new Map<string, Subnet>();
+  private readonly gateways = new Map<string, Gateway>();
+  private readonly routeTables = new Map<string, RouteTable>();
+  private readonly groups = new Map<string, SecurityGroup>();
+  private readonly keyPairs = new Map<string, KeyPair>();
+  private readonly instances = new Map<string, Instance>();
+  private readonly clientTokens = new Map<string, { parameters: string; reservationId: string; instanceIds: string[] }>();
+  private readonly routeTableTokens = new Map<string, string>();
+  private sequence = 0;
+
+  constructor(
+    readonly region: string,
+    private readonly faults: FaultInjector,
+    private readonly timing: Ec2Timing,
+    private readonly images: readonly Image[],
+    private readonly offerings: readonly string[],
+  ) {}
+
+  private id(prefix: string): string {
+    this.sequence++;
+    return `${prefix}-${createHash('sha1').update(`${this.region}/${prefix}/${this.sequence}`).digest('hex').slice(0, 17)}`;
+  }
+
+  private visible<T extends Entity>(entity: T | undefined): T | undefined {
+    return entity && this.faults.isVisible(entity.createdAt) ? entity : undefined;
+  }
+
+  private find<T extends Entity>(map: Map<string, T>, id: string | undefined, code: string, what: string): T {
+    const entity = this.visible(id === undefined ? undefined : map.get(id));
+    if (!entity) throw new AwsFault(code, `The ${what} ID '${id}' does not exist`);
+    return entity;
+  }
+
+  stateOf(instance: Instance): string {
+    const elapsed = performance.now() - instance.stateChangedAt;
+    if (instance.stateTarget === 'running') return elapsed >= this.timing.bootMs ? 'running' : 'pending';
+    return elapsed >= this.timing.terminateMs ? 'terminated' : 'shutting-down';
+  }
+
+  private live(instance: Instance): boolean {
+    return this.stateOf(instance) !== 'terminated';
+  }
+
+  /** Filters: values ORed, filters ANDed, wildcards, tag:<key> and tag-key. */
+  private filtered<T extends Entity>(items: Iterable<T>, reader: QueryReader, fields: (item: T, name: string) => string[] | undefined): T[] {
+    const filters = reader.objects('Filter').map((filter) => ({ name: filter.string('Name') ?? '', values: filter.strings('Value') }));
+    const result: T[] = [];
+    for (const item of items) {
+      if (!this.visible(item)) continue;
+      const matches = filters.every(({ name, values }) => {
+        const candidates = name.startsWith('tag:')
+          ? item.tags[name.slice(4)] === undefined
+            ? []
+            : [item.tags[name.slice(4)] as string]
+          : name === 'tag-key'
+            ? Object.keys(item.tags)
+            : fields(item, name);
+        if (candidates === undefined) throw new AwsFault('InvalidParameterValue', `The filter '${name}' is invalid`);
+        return candidates.some((candidate) => values.some((pattern) => wildcardMatches(pattern, candidate)));
+      });
+      if (matches) result.push(item);
+    }
+    return result;
+  }
+
+  /** MaxResults / NextToken over a list; the token is opaque to clients. */
+  private page<T>(items: T[], reader: QueryReader): { items: T[]; nextToken?: string } {
+    const token = reader.string('NextToken');
+    let start = 0;
+    if (token) {
+      const decoded = Number(Buffer.from(token, 'base64url').toString('utf8').replace(/^offset:/, ''));
+      if (!Number.isInteger(decoded) || decoded < 0 || decoded > items.length) throw new AwsFault('InvalidPaginationToken', `Invalid pagination token: ${token}`);
+      start = decoded;
+    }
+    const max = reader.number('MaxResults');
+    if (max === undefined) return { items: items.slice(start) };
+    const end = start + Math.max(1, Math.min(max, 1000));
+    return end < items.length ? { items: items.slice(start, end), nextToken: Buffer.from(`offset:${end}`).toString('base64url') } : { items: items.slice(start) };
+  }
+
+  private byIds<T extends Entity>(map: Map<string, T>, ids: string[], code: string, what: string): T[] | undefined {
+    if (ids.length === 0) return undefined;
+    return ids.map((id) => this.find(map, id, code, what));
+  }
+
+  // --- XML shapes ---------------------------------------------------------------------------
+
+  private vpcXml(vpc: Vpc): XmlValue {
+    return {
+      vpcId: vpc.id,
+      state: 'available',
+      cidrBlock: vpc.cidr,
+      dhcpOptionsId: 'dopt-default',
+      instanceTenancy: 'default',
+      isDefault: false,
+      ownerId: OWNER_ID,
+      cidrBlockAssociationSet: [{ associationId: `${vpc.id}-cidr`, cidrBlock: vpc.cidr, cidrBlockState: { state: 'associated' } }],
+      tagSet: tagSet(vpc.tags),
+    };
+  }
+
+  private subnetXml(subnet: Subnet): XmlValue {
+    return {
+      subnetId: subnet.id,
+      state: 'available',
+      vpcId: subnet.vpcId,
+      cidrBlock: subnet.cidr,
+      availabilityZone: subnet.zone,
+      availabilityZoneId: `${subnet.zone}-id`,
+      availableIpAddressCount: 250,
+      defaultForAz: false,
+      mapPublicIpOnLaunch: subnet.mapPublicIp,
+      ownerId: OWNER_ID,
+      subnetArn: `arn:aws:ec2:${this.region}:${OWNER_ID}:subnet/${subnet.id}`,
+      tagSet: tagSet(subnet.tags),
+    };
+  }
+
+  private gatewayXml(gateway: Gateway): XmlValue {
+    return {
+      internetGatewayId: gateway.id,
+      ownerId: OWNER_ID,
+      attachmentSet: gateway.vpcId ? [{ vpcId: gateway.vpcId, state: 'available' }] : [],
+      tagSet: tagSet(gateway.tags),
+    };
+  }
+
+  private routeTableXml(table: RouteTable): XmlValue {
+    const vpc = this.vpcs.get(table.vpcId);
+    return {
+      routeTableId: table.id,
+      vpcId: table.vpcId,
+      ownerId: OWNER_ID,
+      routeSet: [
+        { destinationCidrBlock: vpc?.cidr, gatewayId: 'local', state: 'active', origin: 'CreateRouteTable' },
+        ...table.routes.map((route) => ({ destinationCidrBlock: route.destination, gatewayId: route.gatewayId, state: 'active', origin: 'CreateRoute' })),
+      ],
+      associationSet: table.associations.map((association) => ({
+        routeTableAssociationId: association.id,
+        routeTableId: table.id,
+        subnetId: association.subnetId,
+        main: association.main,
+        associationState: { state: 'associated' },
+      })),
+      propagatingVgwSet: [],
+      tagSet: tagSet(table.tags),
+    };
+  }
+
+  private permissionsXml(permissions: Permission[]): XmlValue {
+    return permissions.map((permission) => ({
+      ipProtocol: permission.protocol,
+      fromPort: permission.fromPort,
+      toPort: permission.toPort,
+      groups: permission.groupId ? [{ userId: OWNER_ID, groupId: permission.groupId, description: permission.description }] : [],
+      ipRanges: permission.cidr ? [{ cidrIp: permission.cidr, description: permission.description }] : [],
+      ipv6Ranges: permission.cidrIpv6 ? [{ cidrIpv6: permission.cidrIpv6, description: permission.description }] : [],
+      prefixListIds: [],
+    }));
+  }
+
+  private groupXml(group: SecurityGroup): XmlValue {
+    return {
+      ownerId: OWNER_ID,
+      groupId: group.id,
+      groupName: group.name,
+      groupDescription: group.description,
+      vpcId: group.vpcId,
+      securityGroupArn: `arn:aws:ec2:${this.region}:${OWNER_ID}:security-group/${group.id}`,
+      ipPermissions: this.permissionsXml(group.ingress),
+      ipPermissionsEgress: this.permissionsXml(group.egress),
+      tagSet: tagSet(group.tags),
+    };
+  }
+
+  private instanceXml(instance: Instance): XmlValue {
+    const state = this.stateOf(instance);
+    return {
+      instanceId: instance.id,
+      imageId: instance.imageId,
+      instanceState: { code: STATE_CODES[state], name: state },
+      privateDnsName: `ip-${instance.privateIp.replaceAll('.', '-')}.ec2.internal`,
+      dnsName: instance.publicIp && state !== 'terminated' ? `ec2-${instance.publicIp.replaceAll('.', '-')}.compute-1.amazonaws.com` : '',
+      reason: '',
+      keyName: instance.keyName,
+      amiLaunchIndex: 0,
+      instanceType: instance.instanceType,
+      launchTime: new Date(performance.timeOrigin + instance.createdAt).toISOString(),
+      placement: { availabilityZone: instance.zone, tenancy: 'default' },
+      monitoring: { state: 'disabled' },
+      subnetId: instance.subnetId,
+      vpcId: instance.vpcId,
+      privateIpAddress: instance.privateIp,
+      ipAddress: state === 'terminated' ? undefined : instance.publicIp,
+      groupSet: instance.groupIds.map((groupId) => ({ groupId, groupName: this.groups.get(groupId)?.name })),
+      architecture: 'x86_64',
+      rootDeviceType: 'ebs',
+      rootDeviceName: '/dev/xvda',
+      clientToken: instance.clientToken,
+      tagSet: tagSet(instance.tags),
+    };
+  }
+
+  private reservationXml(reservationId: string, instances: Instance[]): XmlValue {
+    return { reservationId, ownerId: OWNER_ID, groupSet: [], instancesSet: instances.map((instance) => this.instanceXml(instance)) };
+  }
+
+  // --- actions ------------------------------------------------------------------------------
+
+  /** Which portable operation an action is, for fault injection. */
+  static operationOf(action: string): PortableOperation {
+    if (action.startsWith('Describe')) return 'describe';
+    const table: Record<string, PortableOperation> = {
+      CreateVpc: 'createNetwork',
+      ModifyVpcAttribute: 'createNetwork',
+      CreateInternetGateway: 'createNetwork',
+      AttachInternetGateway: 'createNetwork',
+      DeleteVpc: 'deleteNetwork',
+      DetachInternetGateway: 'deleteNetwork',
+      DeleteInternetGateway: 'deleteNetwork',
+      CreateSubnet: 'createSubnet',
+      ModifySubnetAttribute: 'createSubnet',
+      CreateRouteTable: 'createSubnet',
+      CreateRoute: 'createSubnet',
+      AssociateRouteTable: 'createSubnet',
+      DeleteSubnet: 'deleteSubnet',
+      DeleteRouteTable: 'deleteSubnet',
+      DeleteRoute: 'deleteSubnet',
+      DisassociateRouteTable: 'deleteSubnet',
+      CreateSecurityGroup: 'createFirewall',
+      AuthorizeSecurityGroupIngress: 'updateFirewall',
+      AuthorizeSecurityGroupEgress: 'updateFirewall',
+      RevokeSecurityGroupIngress: 'updateFirewall',
+      RevokeSecurityGroupEgress: 'updateFirewall',
+      DeleteSecurityGroup: 'deleteFirewall',
+      ImportKeyPair: 'createKeyPair',
+      DeleteKeyPair: 'deleteKeyPair',
+      RunInstances: 'createInstance',
+      ModifyInstanceAttribute: 'updateInstance',
+      TerminateInstances: 'deleteInstance',
+      CreateTags: 'updateTags',
+      DeleteTags: 'updateTags',
+    };
+    return table[action] ?? 'describe';
+  }
+
+  handle(action: string, reader: QueryReader): XmlValue {
+    const handler = this.actions[action];
+    if (!handler) throw new AwsFault('InvalidAction', `The action ${action} is not valid for this web service.`);
+    return handler(reader);
+  }
+
+  private readonly actions: Record<string, (reader: QueryReader) => XmlValue> = {
+    DescribeRegions: () => ({ regionInfo: [] }),
+    DescribeAvailabilityZones: () => ({
+      availabilityZoneInfo: ['a', 'b', 'c'].map((letter) => ({ zoneName: `${this.region}${letter}`, zoneState: 'available', regionName: this.region, zoneId: `${this.region}-az${letter}` })),
+    }),
+    DescribeInstanceTypeOfferings: (reader) => {
+      const wanted = reader.objects('Filter').find((filter) => filter.string('Name') === 'instance-type')?.strings('Value');
+      const types = this.offerings.filter((type) => !wanted || wanted.some((pattern) => wildcardMatches(pattern, type)));
+      return { instanceTypeOfferingSet: types.map((instanceType) => ({ instanceType, locationType: 'region', location: this.region })) };
+    },
+    DescribeImages: (reader) => {
+      const owners = reader.strings('Owner');
+      const ids = reader.strings('ImageId');
+      const filters = reader.objects('Filter').map((filter) => ({ name: filter.string('Name') ?? '', values: filter.strings('Value') }));
+      const images = this.images.filter((image) => {
+        if (owners.length > 0 && !owners.includes(image.ownerId)) return false;
+        if (ids.length > 0 && !ids.includes(image.imageId)) return false;
+        return filters.every(({ name, values }) => {
+          const field = name === 'name' ? image.name : name === 'architecture' ? image.architecture : name === 'state' ? 'available' : name === 'image-id' ? image.imageId : undefined;
+          return field !== undefined && values.some((pattern) => wildcardMatches(pattern, field));
+        });
+      });
+      for (const id of ids) if (!images.some((image) => image.imageId === id)) throw new AwsFault('InvalidAMIID.NotFound', `The image id '[${id}]' does not exist`);
+      return {
+        imagesSet: images.map((image) => ({
+          imageId: image.imageId,
+          imageLocation: `${image.ownerId}/${image.name}`,
+          imageState: 'available',
+          imageOwnerId: image.ownerId,
+          creationDate: image.creationDate,
+          isPublic: true,
+          architecture: image.architecture,
+          imageType: 'machine',
+          name: image.name,
+          description: image.name,
+          rootDeviceType: 'ebs',
+          rootDeviceName: '/dev/xvda',
+          virtualizationType: 'hvm',
+          tagSet: [],
+        })),
+      };
+    },
+
+    CreateVpc: (reader) => {
+      const cidrText = required(reader, 'CidrBlock');
+      const cidr = cidrOf(cidrText, 'InvalidVpc.Range');
+      if (cidr.family !== 4 || cidr.prefixLength < 16 || cidr.prefixLength > 28) {
+        throw new AwsFault('InvalidVpc.Range', `The CIDR '${cidrText}' is invalid. The VPC size must be between /16 and /28.`);
+      }
+      const now = performance.now();
+      const vpc: Vpc = { id: this.id('vpc'), cidr: cidrText, dnsHostnames: false, tags: tagsFrom(reader, 'vpc'), createdAt: now };
+      this.vpcs.set(vpc.id, vpc);
+      // As on AWS: a main route table and a default security group come with every VPC.
+      const main: RouteTable = { id: this.id('rtb'), vpcId: vpc.id, routes: [], associations: [{ id: this.id('rtbassoc'), main: true }], tags: {}, createdAt: now };
+      this.routeTables.set(main.id, main);
+      const defaultGroup: SecurityGroup = {
+        id: this.id('sg'),
+        vpcId: vpc.id,
+        name: 'default',
+        description: 'default VPC security group',
+        ingress: [],
+        egress: [{ protocol: '-1', fromPort: undefined, toPort: undefined, cidr: '0.0.0.0/0' }],
+        tags: {},
+        createdAt: now,
+      };
+      this.groups.set(defaultGroup.id, defaultGroup);
+      return { vpc: this.vpcXml(vpc) };
+    },
+    DescribeVpcs: (reader) => {
+      const items = this.byIds(this.vpcs, reader.strings('VpcId'), 'InvalidVpcID.NotFound', 'vpc') ?? [...this.vpcs.values()];
+      const matching = this.filtered(items, reader, (vpc, name) =>
+        ({ 'vpc-id': [vpc.id], cidr: [vpc.cidr], 'cidr-block': [vpc.cidr], state: ['available'], 'is-default': ['false'] })[name],
+      );
+      const page = this.page(matching, reader);
+      return { vpcSet: page.items.map((vpc) => this.vpcXml(vpc)), nextToken: page.nextToken };
+    },
+    ModifyVpcAttribute: (reader) => {
+      const vpc = this.find(this.vpcs, required(reader, 'VpcId'), 'InvalidVpcID.NotFound', 'vpc');
+      const hostnames = reader.object('EnableDnsHostnames')?.string('Value');
+      if (hostnames !== undefined) vpc.dnsHostnames = hostnames === 'true';
+      return { return: true };
+    },
+    DeleteVpc: (reader) => {
+      const vpc = this.find(this.vpcs, required(reader, 'VpcId'), 'InvalidVpcID.NotFound', 'vpc');
+      const dependency =
+        [...this.subnets.values()].find((subnet) => subnet.vpcId === vpc.id)?.id ??
+        [...this.gateways.values()].find((gateway) => gateway.vpcId === vpc.id)?.id ??
+        [...this.groups.values()].find((group) => group.vpcId === vpc.id && group.name !== 'default')?.id ??
+        [...this.routeTables.values()].find((table) => table.vpcId === vpc.id && !table.associations.some((association) => association.main))?.id ??
+        [...this.instances.values()].find((instance) => instance.vpcId === vpc.id && this.live(instance))?.id;
+      if (dependency) throw new AwsFault('DependencyViolation', `The vpc '${vpc.id}' has dependencies and cannot be deleted. (${dependency})`);
+      this.vpcs.delete(vpc.id);
+      for (const table of this.routeTables.values()) if (table.vpcId === vpc.id) this.routeTables.delete(table.id);
+      for (const group of this.groups.values()) if (group.vpcId === vpc.id) this.groups.delete(group.id);
+      return { return: true };
+    },
+
+    CreateSubnet: (reader) => {
+      const vpc = this.find(this.vpcs, required(reader, 'VpcId'), 'InvalidVpcID.NotFound', 'vpc');
+      const cidrText = required(reader, 'CidrBlock');
+      const cidr = cidrOf(cidrText, 'InvalidSubnet.Range');
+      if (!cidrContains(cidrOf(vpc.cidr, 'InvalidVpc.Range'), cidr)) throw new AwsFault('InvalidSubnet.Range', `The CIDR '${cidrText}' is invalid.`);
+      const conflict = [...this.subnets.values()].find((subnet) => subnet.vpcId === vpc.id && cidrsOverlap(cidrOf(subnet.cidr, 'InvalidSubnet.Range'), cidr));
+      if (conflict) throw new AwsFault('InvalidSubnet.Conflict', `The CIDR '${cidrText}' conflicts with another subnet`);
+      const zone = reader.string('AvailabilityZone') ?? `${this.region}a`;
+      if (!zone.startsWith(this.region)) throw new AwsFault('InvalidParameterValue', `Value (${zone}) for parameter availabilityZone is invalid.`);
+      const subnet: Subnet = { id: this.id('subnet'), vpcId: vpc.id, cidr: cidrText, zone, mapPublicIp: false, nextHost: 4, tags: tagsFrom(reader, 'subnet'), createdAt: performance.now() };
+      this.subnets.set(subnet.id, subnet);
+      return { subnet: this.subnetXml(subnet) };
+    },
+    DescribeSubnets: (reader) => {
+      const items = this.byIds(this.subnets, reader.strings('SubnetId'), 'InvalidSubnetID.NotFound', 'subnet') ?? [...this.subnets.values()];
+      const matching = this.filtered(items, reader, (subnet, name) =>
+        ({ 'vpc-id': [subnet.vpcId], 'subnet-id': [subnet.id], 'availability-zone': [subnet.zone], 'cidr-block': [subnet.cidr] })[name],
+      );
+      const page = this.page(matching, reader);
+      return { subnetSet: page.items.map((subnet) => this.subnetXml(subnet)), nextToken: page.nextToken };
+    },
+    ModifySubnetAttribute: (reader) => {
+      const subnet = this.find(this.subnets, required(reader, 'SubnetId'), 'InvalidSubnetID.NotFound', 'subnet');
+      const value = reader.object('MapPublicIpOnLaunch')?.string('Value');
+      if (value !== undefined) subnet.mapPublicIp = value === 'true';
+      return { return: true };
+    },
+    DeleteSubnet: (reader) => {
+      const subnet = this.find(this.subnets, required(reader, 'SubnetId'), 'InvalidSubnetID.NotFound', 'subnet');
+      const instance = [...this.instances.values()].find((candidate) => candidate.subnetId === subnet.id && this.live(candidate));
+      if (instance) throw new AwsFault('DependencyViolation', `The subnet '${subnet.id}' has dependencies and cannot be deleted.`);
+      this.subnets.delete(subnet.id);
+      for (const table of this.routeTables.values()) table.associations = table.associations.filter((association) => association.subnetId !== subnet.id);
+      return { return: true };
+    },
+
+    CreateInternetGateway: (reader) => {
+      const gateway: Gateway = { id: this.id('igw'), vpcId: undefined, tags: tagsFrom(reader, 'internet-gateway'), createdAt: performance.now() };
+      this.gateways.set(gateway.id, gateway);
+      return { internetGateway: this.gatewayXml(gateway) };
+    },
+    AttachInternetGateway: (reader) => {
+      const gateway = this.find(this.gateways, required(reader, 'InternetGatewayId'), 'InvalidInternetGatewayID.NotFound', 'internetGateway');
+      const vpc = this.find(this.vpcs, required(reader, 'VpcId'), 'InvalidVpcID.NotFound', 'vpc');
+      if (gateway.vpcId) throw new AwsFault('Resource.AlreadyAssociated', `resource ${gateway.id} is already attached to network ${gateway.vpcId}`);
+      if ([...this.gateways.values()].some((other) => other.vpcId === vpc.id)) {
+        throw new AwsFault('Resource.AlreadyAssociated', `network ${vpc.id} already has an internet gateway attached`);
+      }
+      gateway.vpcId = vpc.id;
+      return { return: true };
+    },
+    DetachInternetGateway: (reader) => {
+      const gateway = this.find(this.gateways, required(reader, 'InternetGatewayId'), 'InvalidInternetGatewayID.NotFound', 'internetGateway');
+      const vpcId = required(reader, 'VpcId');
+      if (gateway.vpcId !== vpcId) throw new AwsFault('Gateway.NotAttached', `resource ${gateway.id} is not attached to network ${vpcId}`);
+      gateway.vpcId = undefined;
+      return { return: true };
+    },
+    DeleteInternetGateway: (reader) => {
+      const gateway = this.find(this.gateways, required(reader, 'InternetGatewayId'), 'InvalidInternetGatewayID.NotFound', 'internetGateway');
+      if (gateway.vpcId) throw new AwsFault('DependencyViolation', `The internetGateway '${gateway.id}' has dependencies and cannot be deleted.`);
+      this.gateways.delete(gateway.id);
+      return { return: true };
+    },
+    DescribeInternetGateways: (reader) => {
+      const items = this.byIds(this.gateways, reader.strings('InternetGatewayId'), 'InvalidInternetGatewayID.NotFound', 'internetGateway') ?? [...this.gateways.values()];
+      const matching = this.filtered(items, reader, (gateway, name) =>
+        ({ 'internet-gateway-id': [gateway.id], 'attachment.vpc-id': gateway.vpcId ? [gateway.vpcId] : [], 'attachment.state': gateway.vpcId ? ['available'] : [] })[name],
+      );
+      const page = this.page(matching, reader);
+      return { internetGatewaySet: page.items.map((gateway) => this.gatewayXml(gateway)), nextToken: page.nextToken };
+    },
+
+    CreateRouteTable: (reader) => {
+      const vpc = this.find(this.vpcs, required(reader, 'VpcId'), 'InvalidVpcID.NotFound', 'vpc');
+      // CreateRouteTable is idempotent by ClientToken, like RunInstances.
+      const token = reader.string('ClientToken');
+      const replayed = token === undefined ? undefined : this.routeTables.get(this.routeTableTokens.get(token) ?? '');
+      const table: RouteTable = replayed ?? { id: this.id('rtb'), vpcId: vpc.id, routes: [], associations: [], tags: tagsFrom(reader, 'route-table'), createdAt: performance.now() };
+      if (!replayed) {
+        this.routeTables.set(table.id, table);
+        if (token !== undefined) this.routeTableTokens.set(token, table.id);
+      }
+      return { routeTable: this.routeTableXml(table), clientToken: token };
+    },
+    DescribeRouteTables: (reader) => {
+      const items = this.byIds(this.routeTables, reader.strings('RouteTableId'), 'InvalidRouteTableID.NotFound', 'routeTable') ?? [...this.routeTables.values()];
+      const matching = this.filtered(items, reader, (table, name) =>
+        ({
+          'vpc-id': [table.vpcId],
+          'route-table-id': [table.id],
+          'association.subnet-id': table.associations.flatMap((association) => (association.subnetId ? [association.subnetId] : [])),
+          'association.main': table.associations.some((association) => association.main) ? ['true'] : ['false'],
+        })[name],
+      );
+      const page = this.page(matching, reader);
+      return { routeTableSet: page.items.map((table) => this.routeTableXml(table)), nextToken: page.nextToken };
+    },
+    CreateRoute: (reader) => {
+      const table = this.find(this.routeTables, required(reader, 'RouteTableId'), 'InvalidRouteTableID.NotFound', 'routeTable');
+      const destination = required(reader, 'DestinationCidrBlock');
+      const gatewayId = required(reader, 'GatewayId');
+      this.find(this.gateways, gatewayId, 'InvalidInternetGatewayID.NotFound', 'internetGateway');
+      if (table.routes.some((route) => route.destination === destination)) {
+        throw new AwsFault('RouteAlreadyExists', `The route identified by ${destination} already exists.`);
+      }
+      table.routes.push({ destination, gatewayId });
+      return { return: true };
+    },
+    DeleteRoute: (reader) => {
+      const table = this.find(this.routeTables, required(reader, 'RouteTableId'), 'InvalidRouteTableID.NotFound', 'routeTable');
+      const destination = required(reader, 'DestinationCidrBlock');
+      if (!table.routes.some((route) => route.destination === destination)) throw new AwsFault('InvalidRoute.NotFound', `no route with destination-cidr-block ${destination}`);
+      table.routes = table.routes.filter((route) => route.destination !== destination);
+      return { return: true };
+    },
+    AssociateRouteTable: (reader) => {
+      const table = this.find(this.routeTables, required(reader, 'RouteTableId'), 'InvalidRouteTableID.NotFound', 'routeTable');
+      const subnet = this.find(this.subnets, required(reader, 'SubnetId'), 'InvalidSubnetID.NotFound', 'subnet');
+      const taken = [...this.routeTables.values()].find((other) => other.associations.some((association) => association.subnetId === subnet.id));
+      if (taken) throw new AwsFault('Resource.AlreadyAssociated', `the specified association for route table ${taken.id} conflicts with an existing association`);
+      const association = { id: this.id('rtbassoc'), subnetId: subnet.id, main: false };
+      table.associations.push(association);
+      return { associationId: association.id, associationState: { state: 'associated' } };
+    },
+    DisassociateRouteTable: (reader) => {
+      const id = required(reader, 'AssociationId');
+      const table = [...this.routeTables.values()].find((candidate) => candidate.associations.some((association) => association.id === id));
+      if (!table) throw new AwsFault('InvalidAssociationID.NotFound', `The association ID '${id}' does not exist`);
+      table.associations = table.associations.filter((association) => association.id !== id);
+      return { return: true };
+    },
+    DeleteRouteTable: (reader) => {
+      const table = this.find(this.routeTables, required(reader, 'RouteTableId'), 'InvalidRouteTableID.NotFound', 'routeTable');
+      if (table.associations.length > 0) throw new AwsFault('DependencyViolation', `The routeTable '${table.id}' has dependencies and cannot be deleted.`);
+      this.routeTables.delete(table.id);
+      return { return: true };
+    },
+
+    CreateSecurityGroup: (reader) => {
+      const name = required(reader, 'GroupName');
+      const description = required(reader, 'GroupDescription');
+      const vpc = this.find(this.vpcs, required(reader, 'VpcId'), 'InvalidVpcID.NotFound', 'vpc');
+      if ([...this.groups.values()].some((group) => group.vpcId === vpc.id && group.name === name)) {
+        throw new AwsFault('InvalidGroup.Duplicate', `The security group '${name}' already exists for VPC '${vpc.id}'`);
+      }
+      const group: SecurityGroup = {
+        id: this.id('sg'),
+        vpcId: vpc.id,
+        name,
+        description,
+        ingress: [],
+        egress: [{ protocol: '-1', fromPort: undefined, toPort: undefined, cidr: '0.0.0.0/0' }],
+        tags: tagsFrom(reader, 'security-group'),
+        createdAt: performance.now(),
+      };
+      this.groups.set(group.id, group);
+      return { return: true, groupId: group.id, tagSet: tagSet(group.tags) };
+    },
+    DescribeSecurityGroups: (reader) => {
+      const byName = reader.strings('GroupName');
+      const items =
+        this.byIds(this.groups, reader.strings('GroupId'), 'InvalidGroup.NotFound', 'security group') ??
+        (byName.length > 0
+          ? byName.map((name) => {
+              const group = [...this.groups.values()].find((candidate) => candidate.name === name && this.visible(candidate));
+              if (!group) throw new AwsFault('InvalidGroup.NotFound', `The security group '${name}' does not exist`);
+              return group;
+            })
+          : [...this.groups.values()]);
+      const matching = this.filtered(items, reader, (group, name) => ({ 'vpc-id': [group.vpcId], 'group-name': [group.name], 'group-id': [group.id] })[name]);
+      const page = this.page(matching, reader);
+      return { securityGroupInfo: page.items.map((group) => this.groupXml(group)), nextToken: page.nextToken };
+    },
+    AuthorizeSecurityGroupIngress: (reader) => this.authorize(reader, 'ingress'),
+    AuthorizeSecurityGroupEgress: (reader) => this.authorize(reader, 'egress'),
+    RevokeSecurityGroupIngress: (reader) => this.revoke(reader, 'ingress'),
+    RevokeSecurityGroupEgress: (reader) => this.revoke(reader, 'egress'),
+    DeleteSecurityGroup: (reader) => {
+      const group = this.find(this.groups, required(reader, 'GroupId'), 'InvalidGroup.NotFound', 'security group');
+      if (group.name === 'default') throw new AwsFault('CannotDelete', 'the specified group: "default" name: "default" cannot be deleted by a user');
+      const user = [...this.instances.values()].find((instance) => instance.groupIds.includes(group.id) && this.live(instance));
+      if (user) throw new AwsFault('DependencyViolation', `resource ${group.id} has a dependent object (${user.id})`);
+      const referrer = [...this.groups.values()].find(
+        (other) => other.id !== group.id && [...other.ingress, ...other.egress].some((permission) => permission.groupId === group.id),
+      );
+      if (referrer) throw new AwsFault('DependencyViolation', `resource ${group.id} has a dependent object (${referrer.id})`);
+      this.groups.delete(group.id);
+      return { return: true, groupId: group.id };
+    },
+
+    ImportKeyPair: (reader) => {
+      const name = required(reader, 'KeyName');
+      const material = Buffer.from(required(reader, 'PublicKeyMaterial'), 'base64').toString('utf8').trim();
+      const [type, body] = material.split(/\s+/);
+      if (!type || !body || !/^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp\d+)$/.test(type)) throw new AwsFault('InvalidKey.Format', 'Key is not in valid OpenSSH public key format');
+      if ([...this.keyPairs.values()].some((keyPair) => keyPair.name === name)) throw new AwsFault('InvalidKeyPair.Duplicate', `The keypair '${name}' already exists.`);
+      const fingerprint = `${createHash('sha256').update(Buffer.from(body, 'base64')).digest('base64').replace(/=+$/, '')}`;
+      const keyPair: KeyPair = { id: this.id('key'), name, fingerprint, publicKey: `${type} ${body}`, tags: tagsFrom(reader, 'key-pair'), createdAt: performance.now() };
+      this.keyPairs.set(keyPair.id, keyPair);
+      return { keyFingerprint: fingerprint, keyName: name, keyPairId: keyPair.id, tagSet: tagSet(keyPair.tags) };
+    },
+    DescribeKeyPairs: (reader) => {
+      const names = reader.strings('KeyName');
+      const byId = this.byIds(this.keyPairs, reader.strings('KeyPairId'), 'InvalidKeyPair.NotFound', 'key pair');
+      const items =
+        byId ??
+        (names.length > 0
+          ? names.map((name) => {
+              const keyPair = [...this.keyPairs.values()].find((candidate) => candidate.name === name && this.visible(candidate));
+              if (!keyPair) throw new AwsFault('InvalidKeyPair.NotFound', `The key pair '${name}' does not exist`);
+              return keyPair;
+            })
+          : [...this.keyPairs.values()]);
+      const matching = this.filtered(items, reader, (keyPair, name) => ({ 'key-name': [keyPair.name], 'key-pair-id': [keyPair.id], fingerprint: [keyPair.fingerprint] })[name]);
+      const includeKey = reader.string('IncludePublicKey') === 'true';
+      return {
+        keySet: matching.map((keyPair) => ({
+          keyPairId: keyPair.id,
+          keyName: keyPair.name,
+          keyFingerprint: keyPair.fingerprint,
+          keyType: keyPair.publicKey.startsWith('ssh-rsa') ? 'rsa' : 'ed25519',
+          createTime: new Date(performance.timeOrigin + keyPair.createdAt).toISOString(),
+          publicKey: includeKey ? `${keyPair.publicKey} ${keyPair.name}` : undefined,
+          tagSet: tagSet(keyPair.tags),
+        })),
+      };
+    },
+    DeleteKeyPair: (reader) => {
+      const id = reader.string('KeyPairId');
+      const name = reader.string('KeyName');
+      const keyPair = [...this.keyPairs.values()].find((candidate) => candidate.id === id || (id === undefined && candidate.name === name));
+      // Like AWS for a name, a missing key is not an error; a missing id is.
+      if (!keyPair && id !== undefined) throw new AwsFault('InvalidKeyPair.NotFound', `The key pair '${id}' does not exist`);
+      if (keyPair) this.keyPairs.delete(keyPair.id);
+      return { return: true, keyPairId: keyPair?.id };
+    },
+
+    RunInstances: (reader) => {
+      const token = reader.string('ClientToken');
+      const parameters = JSON.stringify(Object.entries(reader.data).filter(([key]) => key !== 'ClientToken').sort(([a], [b]) => a.localeCompare(b)));
+      if (token) {
+        const previous = this.clientTokens.get(token);
+        if (previous) {
+          if (previous.parameters !== parameters) throw new AwsFault('IdempotentParameterMismatch', `Arguments on this idempotent request are inconsistent with arguments used in previous request(s).`);
+          const instances = previous.instanceIds.flatMap((id) => this.instances.get(id) ?? []);
+          return this.reservationXml(previous.reservationId, instances) as Record<string, XmlValue>;
+        }
+      }
+      const imageId = required(reader, 'ImageId');
+      if (!this.images.some((image) => image.imageId === imageId)) throw new AwsFault('InvalidAMIID.NotFound', `The image id '[${imageId}]' does not exist`);
+      const instanceType = reader.string('InstanceType') ?? 'm1.small';
+      if (!this.offerings.includes(instanceType)) {
+        throw new AwsFault('Unsupported', `Your requested instance type (${instanceType}) is not supported in your requested Availability Zone (${this.region}a).`);
+      }
+      const subnet = this.find(this.subnets, required(reader, 'SubnetId'), 'InvalidSubnetID.NotFound', 'subnet');
+      const groupIds = reader.strings('SecurityGroupId');
+      for (const groupId of groupIds) {
+        const group = this.find(this.groups, groupId, 'InvalidGroup.NotFound', 'security group');
+        if (group.vpcId !== subnet.vpcId) throw new AwsFault('InvalidParameter', `Security group ${groupId} and subnet ${subnet.id} belong to different networks.`);
+      }
+      const keyName = reader.string('KeyName');
+      if (keyName !== undefined && ![...this.keyPairs.values()].some((keyPair) => keyPair.name === keyName && this.visible(keyPair))) {
+        throw new AwsFault('InvalidKeyPair.NotFound', `The key pair '${keyName}' does not exist`);
+      }
+      const count = reader.number('MinCount') ?? 1;
+      const reservationId = this.id('r');
+      const now = performance.now();
+      const userData = reader.string('UserData');
+      const instances = Array.from({ length: count }, (): Instance => {
+        const host = subnet.nextHost++;
+        const base = cidrOf(subnet.cidr, 'InvalidSubnet.Range').network + BigInt(host);
+        const privateIp = [24n, 16n, 8n, 0n].map((shift) => ((base >> shift) & 255n).toString()).join('.');
+        return {
+          id: this.id('i'),
+          reservationId,
+          imageId,
+          instanceType,
+          subnetId: subnet.id,
+          vpcId: subnet.vpcId,
+          groupIds: groupIds.length > 0 ? groupIds : [...this.groups.values()].filter((group) => group.vpcId === subnet.vpcId && group.name === 'default').map((group) => group.id),
+          keyName,
+          userData: userData === undefined ? undefined : Buffer.from(userData, 'base64').toString('utf8'),
+          privateIp,
+          publicIp: subnet.mapPublicIp ? `203.0.113.${(this.sequence % 250) + 1}` : undefined,
+          clientToken: token,
+          zone: subnet.zone,
+          tags: tagsFrom(reader, 'instance'),
+          createdAt: now,
+          stateTarget: 'running',
+          stateChangedAt: now,
+        };
+      });
+      for (const instance of instances) this.instances.set(instance.id, instance);
+      if (token) this.clientTokens.set(token, { parameters, reservationId, instanceIds: instances.map((instance) => instance.id) });
+      return this.reservationXml(reservationId, instances) as Record<string, XmlValue>;
+    },
+    DescribeInstances: (reader) => {
+      const ids = reader.strings('InstanceId');
+      if (ids.length > 0 && reader.number('MaxResults') !== undefined) {
+        throw new AwsFault('InvalidParameterCombination', 'The parameter instancesSet cannot be used with the parameter maxResults');
+      }
+      this.purgeTerminated();
+      const items = this.byIds(this.instances, ids, 'InvalidInstanceID.NotFound', 'instance') ?? [...this.instances.values()];
+      const matching = this.filtered(items, reader, (instance, name) =>
+        ({
+          'instance-state-name': [this.stateOf(instance)],
+          'instance-id': [instance.id],
+          'vpc-id': [instance.vpcId],
+          'subnet-id': [instance.subnetId],
+          'instance-type': [instance.instanceType],
+          'client-token': instance.clientToken ? [instance.clientToken] : [],
+        })[name],
+      );
+      const page = this.page(matching, reader);
+      return { reservationSet: page.items.map((instance) => this.reservationXml(instance.reservationId, [instance])), nextToken: page.nextToken };
+    },
+    ModifyInstanceAttribute: (reader) => {
+      const instance = this.find(this.instances, required(reader, 'InstanceId'), 'InvalidInstanceID.NotFound', 'instance');
+      const groupIds = reader.strings('GroupId');
+      if (groupIds.length === 0) throw new AwsFault('MissingParameter', 'The request must contain the parameter GroupId');
+      for (const groupId of groupIds) this.find(this.groups, groupId, 'InvalidGroup.NotFound', 'security group');
+      instance.groupIds = groupIds;
+      return { return: true };
+    },
+    TerminateInstances: (reader) => {
+      const instances = this.byIds(this.instances, reader.strings('InstanceId'), 'InvalidInstanceID.NotFound', 'instance') ?? [];
+      return {
+        instancesSet: instances.map((instance) => {
+          const previous = this.stateOf(instance);
+          if (instance.stateTarget !== 'terminated') {
+            instance.stateTarget = 'terminated';
+            instance.stateChangedAt = performance.now();
+          }
+          const current = this.stateOf(instance);
+          return { instanceId: instance.id, currentState: { code: STATE_CODES[current], name: current }, previousState: { code: STATE_CODES[previous], name: previous } };
+        }),
+      };
+    },
+
+    CreateTags: (reader) => {
+      const targets = reader.strings('ResourceId').map((id) => this.entity(id));
+      for (const target of targets) {
+        for (const tag of reader.objects('Tag')) {
+          const key = tag.string('Key');
+          if (key) target.tags[key] = tag.string('Value') ?? '';
+        }
+      }
+      return { return: true };
+    },
+    DeleteTags: (reader) => {
+      const targets = reader.strings('ResourceId').map((id) => this.entity(id));
+      for (const target of targets) for (const tag of reader.objects('Tag')) delete target.tags[tag.string('Key') ?? ''];
+      return { return: true };
+    },
+  };
+
+  private entity(id: string): Entity {
+    const collections: Array<Map<string, Entity>> = [this.vpcs, this.subnets, this.gateways, this.routeTables, this.groups, this.keyPairs, this.instances];
+    const found = collections.map((collection) => this.visible(collection.get(id))).find(Boolean);
+    if (!found) throw new AwsFault('InvalidID', `The ID '${id}' is not valid`);
+    return found;
+  }
+
+  private permissionsFrom(reader: QueryReader): Permission[] {
+    const permissions: Permission[] = [];
+    for (const entry of reader.objects('IpPermissions')) {
+      const protocol = entry.string('IpProtocol') ?? '-1';
+      const ports = protocol === '-1' ? { fromPort: undefined, toPort: undefined } : { fromPort: entry.number('FromPort'), toPort: entry.number('ToPort') };
+      for (const range of entry.objects('IpRanges')) {
+        cidrOf(range.string('CidrIp'), 'InvalidParameterValue');
+        permissions.push({ protocol, ...ports, cidr: range.string('CidrIp'), ...(range.string('Description') ? { description: range.string('Description') } : {}) });
+      }
+      for (const range of entry.objects('Ipv6Ranges')) {
+        permissions.push({ protocol, ...ports, cidrIpv6: range.string('CidrIpv6'), ...(range.string('Description') ? { description: range.string('Description') } : {}) });
+      }
+      for (const pair of entry.objects('Groups')) {
+        const groupId = pair.string('GroupId');
+        this.find(this.groups, groupId, 'InvalidGroup.NotFound', 'security group');
+        permissions.push({ protocol, ...ports, groupId, ...(pair.string('Description') ? { description: pair.string('Description') } : {}) });
+      }
+    }
+    return permissions;
+  }
+
+  /** Rules are the same rule whatever their description, as on AWS. */
+  private static samePermission(a: Permission, b: Permission): boolean {
+    return a.protocol === b.protocol && a.fromPort === b.fromPort && a.toPort === b.toPort && a.cidr === b.cidr && a.cidrIpv6 === b.cidrIpv6 && a.groupId === b.groupId;
+  }
+
+  private authorize(reader: QueryReader, direction: 'ingress' | 'egress'): XmlValue {
+    const group = this.find(this.groups, required(reader, 'GroupId'), 'InvalidGroup.NotFound', 'security group');
+    const permissions = this.permissionsFrom(reader);
+    for (const permission of permissions) {
+      if (group[direction].some((existing) => Ec2Region.samePermission(existing, permission))) {
+        throw new AwsFault('InvalidPermission.Duplicate', `the specified rule "peer: ${permission.cidr ?? permission.groupId}, ${permission.protocol.toUpperCase()}, from port: ${permission.fromPort}, to port: ${permission.toPort}, ALLOW" already exists`);
+      }
+    }
+    group[direction].push(...permissions);
+    return {
+      return: true,
+      securityGroupRuleSet: permissions.map((permission) => ({
+        securityGroupRuleId: this.id('sgr'),
+        groupId: group.id,
+        groupOwnerId: OWNER_ID,
+        isEgress: direction === 'egress',
+        ipProtocol: permission.protocol,
+        fromPort: permission.fromPort,
+        toPort: permission.toPort,
+        cidrIpv4: permission.cidr,
+        cidrIpv6: permission.cidrIpv6,
+        referencedGroupInfo: permission.groupId ? { groupId: permission.groupId } : undefined,
+        description: permission.description,
+      })),
+    };
+  }
+
+  private revoke(reader: QueryReader, direction: 'ingress' | 'egress'): XmlValue {
+    const group = this.find(this.groups, required(reader, 'GroupId'), 'InvalidGroup.NotFound', 'security group');
+    const permissions = this.permissionsFrom(reader);
+    for (const permission of permissions) {
+      if (!group[direction].some((existing) => Ec2Region.samePermission(existing, permission))) {
+        throw new AwsFault('InvalidPermission.NotFound', 'The specified rule does not exist in this security group.');
+      }
+    }
+    group[direction] = group[direction].filter((existing) => !permissions.some((permission) => Ec2Region.samePermission(existing, permission)));
+    return { return: true };
+  }
+
+  private purgeTerminated(): void {
+    const now = performance.now();
+    for (const instance of this.instances.values()) {
+      if (this.stateOf(instance) === 'terminated' && now - instance.stateChangedAt > this.timing.terminatedRetentionMs) this.instances.delete(instance.id);
+    }
+  }
+
+  // --- inspection, for tests ----------------------------------------------------------------
+
+  inventory() {
+    return {
+      vpcs: this.vpcs.size,
+      subnets: this.subnets.size,
+      internetGateways: this.gateways.size,
+      routeTables: this.routeTables.size,
+      securityGroups: this.groups.size,
+      keyPairs: this.keyPairs.size,
+      instances: [...this.instances.values()].filter((instance) => this.live(instance)).length,
+    };
+  }
+
+  instancesTagged(tags: Tags): Array<{ instanceId: string; state: string; tags: Tags }> {
+    return [...this.instances.values()]
+      .filter((instance) => this.live(instance) && Object.entries(tags).every(([key, value]) => instance.tags[key] === value))
+      .map((instance) => ({ instanceId: instance.id, state: this.stateOf(instance), tags: { ...instance.tags } }));
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * A wire-level emulator of the EC2 Query API and the Route 53 REST-XML API on 127.0.0.1, for the
+ * real AWS SDK clients: `new EC2Client({ region, endpoint: emulator.endpoint, credentials })`.
+ * One server answers both: `POST /` is EC2, `/2013-04-01/...` is Route 53.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { FaultInjector, LostResponseError } from '../faults.js';
+import { AwsFault, Ec2Region, type Image } from './ec2.js';
+import { Route53State } from './route53.js';
+import { QueryReader, decodeQuery, escapeXml, toXml } from './wire.js';
+
+export interface AwsEmulatorOptions {
+  regions?: string[];
+  /** Instance types offered per region. Default: the same list everywhere but eu-west-1, which lacks m3.medium. */
+  instanceTypeOfferings?: Record<string, string[]>;
+  /** Accepted access key ids; default any. Another key gets 401 AuthFailure. */
+  accessKeyIds?: string[];
+  /** pending -> running, and shutting-down -> terminated (default 200 ms each). */
+  bootMs?: number;
+  terminateMs?: number;
+  /** Route 53 change PENDING -> INSYNC (default 100 ms). */
+  changeSyncMs?: number;
+  seed?: number;
+}
+
+export interface AwsEmulator {
+  endpoint: string;
+  /** Throttled calls answer 503 RequestLimitExceeded (EC2) or 400 Throttling (Route 53). */
+  faults: FaultInjector;
+  createHostedZone(name: string): string;
+  inventory(region?: string): ReturnType<Ec2Region['inventory']>;
+  instancesTagged(tags: Record<string, string>, region?: string): ReturnType<Ec2Region['instancesTagged']>;
+  /** Requests received, in all or for one action (`RunInstances`, `Route53:ChangeResourceRecordSets`). */
+  calls(action?: string): number;
+  close(): Promise<void>;
+}
+
+const TYPES = ['t3.nano', 't3.micro', 't3.small', 't3.medium', 't3.large', 't3.xlarge', 'm3.medium', 'm3.large', 'm5.large', 'm5.xlarge', 'm5.2xlarge', 'm5.4xlarge'];
+
+/** Public images as their owners name them, two builds each so "the newest" means something. */
+export const EMULATED_IMAGES: readonly Image[] = [
+  { imageId: 'ami-0d12e0000000000a1', name: 'debian-12-amd64-20240201-1644', ownerId: '136693071363', creationDate: '2024-02-01T16:44:00.000Z', architecture: 'x86_64' },
+  { imageId: 'ami-0d12e0000000000a2', name: 'debian-12-amd64-20240717-1811', ownerId: '136693071363', creationDate: '2024-07-17T18:11:00.000Z', architecture: 'x86_64' },
+  { imageId: 'ami-0d12e0000000000b1', name: 'debian-12-arm64-20240717-1811', ownerId: '136693071363', creationDate: '2024-07-17T18:11:00.000Z', architecture: 'arm64' },
+  { imageId: 'ami-0d11e0000000000a1', name: 'debian-11-amd64-20240104-1619', ownerId: '136693071363', creationDate: '2024-01-04T16:19:00.000Z', architecture: 'x86_64' },
+  { imageId: 'ami-0ub22000000000000a1', name: 'ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240301', ownerId: '099720109477', creationDate: '2024-03-01T00:00:00.000Z', architecture: 'x86_64' },
+  { imageId: 'ami-0ub22000000000000a2', name: 'ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240701', ownerId: '099720109477', creationDate: '2024-07-01T00:00:00.000Z', architecture: 'x86_64' },
+  { imageId: 'ami-0ub24000000000000a1', name: 'ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20240701', ownerId: '099720109477', creationDate: '2024-07-01T00:00:00.000Z', architecture: 'x86_64' },
+];
+
+function readBody(request: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    request.on('error', reject);
+  });
+}
+
+/** Access key id and region from the SigV4 credential scope. The signature itself is not checked. */
+function credentialScope(request: IncomingMessage): { accessKeyId: string; region: string } | undefined {
+  const match = /Credential=([^/]+)\/\d{8}\/([^/]+)\/[^/]+\/aws4_request/.exec(String(request.headers.authorization ?? ''));
+  return match ? { accessKeyId: match[1] as string, region: match[2] as string } : undefined;
+}
+
+export async function startAwsEmulator(options: AwsEmulatorOptions = {}): Promise<AwsEmulator> {
+  const regions = options.regions ?? ['us-east-1', 'us-west-2', 'eu-west-1'];
+  const faults = new FaultInjector({
+    seed: options.seed ?? 42,
+    throttleError: (label) =>
+      label.startsWith('Route53:') ? new AwsFault('Throttling', 'Rate exceeded', 400) : new AwsFault('RequestLimitExceeded', 'Request limit exceeded.', 503),
+  });
+  const timing = { bootMs: options.bootMs ?? 200, terminateMs: options.terminateMs ?? 200, terminatedRetentionMs: 60_000 };
+  const ec2 = new Map(
+    regions.map((region) => [
+      region,
+      new Ec2Region(region, faults, timing, EMULATED_IMAGES, options.instanceTypeOfferings?.[region] ?? (region === 'eu-west-1' ? TYPES.filter((type) => type !== 'm3.medium') : TYPES)),
+    ]),
+  );
+  const route53 = new Route53State(options.changeSyncMs ?? 100);
+  const calls = new Map<string, number>();
+
+  function send(response: ServerResponse, status: number, body: string, requestId: string): void {
+    response.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8', 'x-amzn-requestid': requestId, 'content-length': Buffer.byteLength(body) });
+    response.end(body);
+  }
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const requestId = randomUUID();
+    const url = new URL(request.url ?? '/', 'http://127.0.0.1');
+    const body = await readBody(request);
+    const isRoute53 = url.pathname.startsWith('/2013-04-01/');
+    const reader = new QueryReader(isRoute53 ? {} : decodeQuery(body));
+    const action = isRoute53 ? `Route53:${url.pathname.split('/')[2] ?? ''}` : (reader.string('Action') ?? '');
+    calls.set(action, (calls.get(action) ?? 0) + 1);
+    try {
+      const scope = credentialScope(request);
+      if (!scope || (options.accessKeyIds && !options.accessKeyIds.includes(scope.accessKeyId))) {
+        throw new AwsFault('AuthFailure', 'AWS was not able to validate the provided access credentials', 401);
+      }
+      if (isRoute53) {
+        const operation = request.method === 'POST' ? 'createDnsRecord' : 'describe';
+        const { root, content } = await faults.run(operation, () => route53.handle(request.method ?? 'GET', url.pathname, url.searchParams, body), action);
+        send(response, 200, `<?xml version="1.0" encoding="UTF-8"?>\n<${root} xmlns="https://route53.amazonaws.com/doc/2013-04-01/">${toXml(content)}</${root}>`, requestId);
+        return;
+      }
+      const region = ec2.get(scope.region);
+      if (!region) throw new AwsFault('AuthFailure', `The region '${scope.region}' is not served by this endpoint`, 401);
+      const content = await faults.run(
+        Ec2Region.operationOf(action),
+        () => (action === 'DescribeRegions' ? { regionInfo: regions.map((regionName) => ({ regionName, regionEndpoint: `ec2.${regionName}.amazonaws.com`, optInStatus: 'opt-in-not-required' })) } : region.handle(action, reader)),
+        action,
+      );
+      send(response, 200, `<?xml version="1.0" encoding="UTF-8"?>\n<${action}Response xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>${requestId}</requestId>${toXml(content)}</${action}Response>`, requestId);
+    } catch (error) {
+      if (error instanceof LostResponseError) {
+        // The call took effect; the client never hears back, as when a response is lost in transit.
+        response.socket?.destroy();
+        return;
+      }
+      const fault = error instanceof AwsFault ? error : new AwsFault('InternalError', `An internal error has occurred: ${(error as Error).message}`, 500);
+      const code = escapeXml(fault.code);
+      const message = escapeXml(fault.message);
+      send(
+        response,
+        fault.status,
+        isRoute53
+          ? `<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><Error><Type>Sender</Type><Code>${code}</Code><Message>${message}</Message></Error><RequestId>${requestId}</RequestId></ErrorResponse>`
+          : `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>${code}</Code><Message>${message}</Message></Error></Errors><RequestID>${requestId}</RequestID></Response>`,
+        requestId,
+      );
+    }
+  }
+
+  const server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      response.writeHead(500);
+      response.end(String(error));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const regionOf = (region = regions[0] ?? 'us-east-1') => {
+    const state = ec2.get(region);
+    if (!state) throw new Error(`The emulator does not serve region ${region}`);
+    return state;
+  };
+
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    faults,
+    createHostedZone: (name) => route53.createHostedZone(name),
+    inventory: (region) => regionOf(region).inventory(),
+    instancesTagged: (tags, region) => regionOf(region).instancesTagged(tags),
+    calls: (action) => (action === undefined ? [...calls.values()].reduce((sum, count) => sum + count, 0) : (calls.get(action) ?? 0)),
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((error) => (error ? reject(error) : resolve()));
+      }),
+  };
+}
