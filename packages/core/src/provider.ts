@@ -94,6 +94,12 @@ export interface ApplyContext {
   /** Tags to put on everything created: environment and address, so a re-run finds it. */
   ownershipTags(address: ResourceAddress): Record<string, string>;
   /**
+   * Optional, from a create: the resource exists and has its cloud id, though the create goes on
+   * (routes, rules, attributes). Dependents that need only its id (EXISTENCE_ONLY_REFERENCES) may
+   * start now. A provider that never calls it loses nothing but that head start.
+   */
+  announce(resource: ObservedResource): void;
+  /**
    * A token for the vendor's idempotent create (EC2 ClientToken): the same for every retry of one
    * create in one run, so a timeout followed by a retry never makes a second resource.
    */

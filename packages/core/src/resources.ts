@@ -178,6 +178,17 @@ export function referencesOf<K extends ResourceKind>(
   return references;
 }
 
+/**
+ * References that need only the other resource to exist (its cloud id), not its create to be
+ * finished: a launch needs the subnet's and groups' ids, a rule needs the peer group's id. When a
+ * provider announces a resource as soon as its id exists (ApplyContext.announce), dependents
+ * through these references start then, while the rest of its create (routes, rules) goes on.
+ */
+export const EXISTENCE_ONLY_REFERENCES: { readonly [K in ResourceKind]?: readonly string[] } = {
+  instance: ['subnet', 'firewalls', 'keyPair'],
+  firewall: ['network', 'ingress', 'egress'],
+};
+
 /** The distinct addresses a resource depends on (a firewall that admits itself does not depend on itself). */
 export function dependenciesOf<K extends ResourceKind>(
   kind: K,

@@ -155,6 +155,35 @@ describe('executePlan', () => {
     expect(fake.resources.get('instance.web')?.id).not.toBe(oldWeb);
   });
 
+  it('starts what needs only an id as soon as the dependency announces it, the rest when it finishes', async () => {
+    const fake = new FakeProvider();
+    const provider = fake.provider();
+    const timeline: string[] = [];
+    const createSubnet = provider.services.subnet.create;
+    provider.services.subnet.create = async (resource, context) => {
+      const created = await createSubnet(resource, context);
+      timeline.push(`announced ${resource.address}`);
+      context.announce(created);
+      await new Promise((resolve) => setTimeout(resolve, 30)); // routes and attributes still being set
+      timeline.push(`finished ${resource.address}`);
+      return created;
+    };
+    const createInstance = provider.services.instance.create;
+    provider.services.instance.create = async (resource, context) => {
+      timeline.push(`launching ${resource.address} in ${context.idOf('subnet.a')}`);
+      return createInstance(resource, context);
+    };
+    const plan = diff({ environment: 'test', provider, desired: [...baseNetwork(), instance('web', 'a')], observed: [] });
+    const result = await executePlan(plan, { provider });
+    expect(result.status).toBe('succeeded');
+    const subnetId = fake.resources.get('subnet.a')?.id;
+    expect(timeline.filter((entry) => entry.includes('subnet.a') || entry.includes('instance.web'))).toEqual([
+      'announced subnet.a',
+      `launching instance.web in ${subnetId}`,
+      'finished subnet.a',
+    ]);
+  });
+
   it('builds delete steps that wait for updates still referring to the deleted resource', async () => {
     const fake = new FakeProvider();
     const fw = desired('firewall', 'old', { network: 'net', description: 'old', ingress: [] });

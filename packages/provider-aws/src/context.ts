@@ -1,6 +1,6 @@
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { Route53Client } from '@aws-sdk/client-route-53';
-import { NotFoundError, waitUntil, type ProbeResult } from '@armada/core';
+import { NotFoundError, waitUntil, type ApplyContext, type ProbeResult, type ResourceAddress } from '@armada/core';
 import { AWS_PROVIDER_ID } from './errors.js';
 
 /** What every service of one provider instance shares. */
@@ -12,6 +12,20 @@ export interface AwsContext {
   pollIntervalMs: number;
   waitTimeoutMs: number;
   pageSize: number;
+  /** Creates already attempted in this run, by idempotency token (see isRetriedCreate). */
+  attemptedCreates: Set<string>;
+}
+
+/**
+ * Whether this create was attempted before in this run. Only a retried create can find something
+ * an earlier attempt made (the planner saw nothing there), so only a retry pays for the look-up
+ * that adopts it: the first attempt goes straight to the create call.
+ */
+export function isRetriedCreate(context: AwsContext, apply: ApplyContext, address: ResourceAddress): boolean {
+  const token = apply.idempotencyToken(address);
+  if (context.attemptedCreates.has(token)) return true;
+  context.attemptedCreates.add(token);
+  return false;
 }
 
 /** Polls with the provider's waiter settings. */

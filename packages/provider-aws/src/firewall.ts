@@ -162,6 +162,7 @@ export function firewallService(context: AwsContext): ResourceService<'firewall'
       const { properties } = resource;
       const vpcId = apply.idOf(`network.${properties.network}`);
       let groupId: string | undefined;
+      let adoptedGroup = false;
       try {
         groupId = (
           await followUp(context, `VPC ${vpcId} to accept security groups`, () =>
@@ -200,10 +201,27 @@ export function firewallService(context: AwsContext): ResourceService<'firewall'
           );
         }
         groupId = group.GroupId;
+        adoptedGroup = true;
       }
       if (!groupId) throw new ConflictError(`CreateSecurityGroup returned no group id for ${resource.address}.`);
       const created = groupId;
-      await followUp(context, `the rules of security group ${groupId}`, async () => syncRules(await describeGroup(created), properties, apply, resource.name), apply.signal);
+      // Instances and peer groups need only the group id: let them start while rules are set.
+      apply.announce({ address: resource.address, kind: 'firewall', name: resource.name, id: created, properties, outputs: { groupId: created, groupName: resource.name } });
+      // A group just created holds exactly AWS's default rules, so the first sync needs no
+      // Describe; a retried sync (after a throttle or a lost response) reads the group again.
+      let assumed: SecurityGroup | undefined = adoptedGroup
+        ? undefined
+        : { GroupId: created, IpPermissions: [], IpPermissionsEgress: [{ IpProtocol: '-1', IpRanges: [{ CidrIp: '0.0.0.0/0' }] }] };
+      await followUp(
+        context,
+        `the rules of security group ${groupId}`,
+        async () => {
+          const group = assumed ?? (await describeGroup(created));
+          assumed = undefined;
+          await syncRules(group, properties, apply, resource.name);
+        },
+        apply.signal,
+      );
       return { address: resource.address, kind: 'firewall', name: resource.name, id: groupId, properties, outputs: { groupId, groupName: resource.name } };
     },
     async update(resource, current, apply) {

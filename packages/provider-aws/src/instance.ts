@@ -25,7 +25,7 @@ import {
   type ResourceAddress,
   type ResourceService,
 } from '@armada/core';
-import { ignoreNotFound, waitFor, type AwsContext } from './context.js';
+import { followUp, ignoreNotFound, waitFor, type AwsContext } from './context.js';
 import { collect, environmentFilter, fromTagList, ownedAddress, tagSpecification, toTagList, userTags, type InstanceType, type Tags } from './ec2-helpers.js';
 import { aws } from './errors.js';
 import { keyPairCloudName } from './key-pair.js';
@@ -108,15 +108,27 @@ export function instanceService(context: AwsContext): ResourceService<'instance'
     },
     async create(resource, apply) {
       const { properties } = resource;
-      const launched = await aws('RunInstances', () =>
+      const subnet = apply.resourceAt(`subnet.${properties.subnet}`) as ObservedResource<'subnet'>;
+      // Retried in place: a subnet or group announced a moment ago may not be visible to EC2 yet,
+      // and the ClientToken makes a repeated launch return the first one.
+      const launched = await followUp(context, `RunInstances for ${resource.address} to accept its subnet and groups`, () =>
+        aws('RunInstances', () =>
         ec2.send(
           new RunInstancesCommand({
             ImageId: properties.image,
             InstanceType: properties.size as InstanceType,
             MinCount: 1,
             MaxCount: 1,
-            SubnetId: apply.idOf(`subnet.${properties.subnet}`),
-            SecurityGroupIds: firewallIds(properties, apply),
+            // The public IP is asked for here rather than left to the subnet's MapPublicIpOnLaunch,
+            // which may still be being set when a subnet is announced early.
+            NetworkInterfaces: [
+              {
+                DeviceIndex: 0,
+                SubnetId: apply.idOf(`subnet.${properties.subnet}`),
+                Groups: firewallIds(properties, apply),
+                AssociatePublicIpAddress: subnet.properties.access === 'public',
+              },
+            ],
             ...(properties.keyPair !== undefined ? { KeyName: keyPairCloudName(apply.environment, properties.keyPair) } : {}),
             // EC2 wants user data base64-encoded; the SDK sends this string as is.
             ...(properties.userData !== undefined ? { UserData: Buffer.from(properties.userData).toString('base64') } : {}),
@@ -124,6 +136,8 @@ export function instanceService(context: AwsContext): ResourceService<'instance'
             TagSpecifications: tagSpecification('instance', { ...launchTags(properties), ...apply.ownershipTags(resource.address) }),
           }),
         ),
+        ),
+        apply.signal,
       );
       const instanceId = launched.Instances?.[0]?.InstanceId;
       if (!instanceId) throw new ConflictError(`RunInstances returned no instance for ${resource.address}.`);

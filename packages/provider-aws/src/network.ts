@@ -19,7 +19,7 @@ import {
   type Vpc,
 } from '@aws-sdk/client-ec2';
 import { ConflictError, type ObservedResource, type ResourceService } from '@armada/core';
-import { followUp, ignoreNotFound, tolerating, type AwsContext } from './context.js';
+import { followUp, ignoreNotFound, isRetriedCreate, tolerating, type AwsContext } from './context.js';
 import { collect, environmentFilter, fromTagList, ownedAddress, tagFilters, tagSpecification } from './ec2-helpers.js';
 import { aws } from './errors.js';
 
@@ -39,6 +39,32 @@ const attachedTo = (vpcId: string) => (gateway: InternetGateway) => (gateway.Att
 
 export function networkService(context: AwsContext): ResourceService<'network'> {
   const { ec2 } = context;
+
+  /** The environment's internet gateway, created (or, on a retry, found) and attached to the VPC. */
+  async function attachedGateway(vpcId: string, tags: Record<string, string>, retried: boolean): Promise<InternetGateway> {
+    const gateway = await followUp(context, `an internet gateway for ${vpcId}`, async () => {
+      const found = retried
+        ? (await aws('DescribeInternetGateways', () => ec2.send(new DescribeInternetGatewaysCommand({ Filters: tagFilters(tags) })))).InternetGateways?.[0]
+        : undefined;
+      return (
+        found ??
+        (await aws('CreateInternetGateway', () => ec2.send(new CreateInternetGatewayCommand({ TagSpecifications: tagSpecification('internet-gateway', tags) }))))
+          .InternetGateway
+      );
+    });
+    const gatewayId = gateway?.InternetGatewayId;
+    if (!gateway || !gatewayId) throw new ConflictError(`CreateInternetGateway returned no id for VPC ${vpcId}.`);
+    if (!attachedTo(vpcId)(gateway)) {
+      await followUp(context, `internet gateway ${gatewayId} to attach`, () =>
+        // Already attached: an earlier attempt's response was lost after it took effect.
+        tolerating(ConflictError.isInstance, () =>
+          aws('AttachInternetGateway', () => ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: gatewayId, VpcId: vpcId }))),
+        ),
+      );
+    }
+    return { ...gateway, Attachments: [{ VpcId: vpcId }] };
+  }
+
   return {
     kind: 'network',
     replaceOn: ['cidr'],
@@ -55,37 +81,24 @@ export function networkService(context: AwsContext): ResourceService<'network'> 
     },
     async create(resource, apply) {
       const tags = { Name: resource.name, ...apply.ownershipTags(resource.address) };
-      const adopted = await aws('DescribeVpcs', () => ec2.send(new DescribeVpcsCommand({ Filters: tagFilters(apply.ownershipTags(resource.address)) })));
+      const ours = tagFilters(apply.ownershipTags(resource.address));
+      const retried = isRetriedCreate(context, apply, resource.address);
+      const adopted = retried ? (await aws('DescribeVpcs', () => ec2.send(new DescribeVpcsCommand({ Filters: ours })))).Vpcs?.[0] : undefined;
       const vpc =
-        adopted.Vpcs?.[0] ??
+        adopted ??
         (await aws('CreateVpc', () => ec2.send(new CreateVpcCommand({ CidrBlock: resource.properties.cidr, TagSpecifications: tagSpecification('vpc', tags) })))).Vpc;
       const vpcId = vpc?.VpcId;
       if (!vpc || !vpcId) throw new ConflictError(`CreateVpc returned no VPC id for ${resource.address}.`);
-      await followUp(context, `VPC ${vpcId} to accept attributes`, () =>
-        aws('ModifyVpcAttribute', () => ec2.send(new ModifyVpcAttributeCommand({ VpcId: vpcId, EnableDnsHostnames: { Value: true } }))),
-      );
-      // Everything after CreateVpc is a follow-up, retried in place (see followUp).
-      const gateway = await followUp(context, `an internet gateway for ${vpcId}`, async () => {
-        const found = await aws('DescribeInternetGateways', () =>
-          ec2.send(new DescribeInternetGatewaysCommand({ Filters: tagFilters(apply.ownershipTags(resource.address)) })),
-        );
-        return (
-          found.InternetGateways?.[0] ??
-          (await aws('CreateInternetGateway', () => ec2.send(new CreateInternetGatewayCommand({ TagSpecifications: tagSpecification('internet-gateway', tags) }))))
-            .InternetGateway
-        );
-      });
-      const gatewayId = gateway?.InternetGatewayId;
-      if (!gateway || !gatewayId) throw new ConflictError(`CreateInternetGateway returned no id for ${resource.address}.`);
-      if (!attachedTo(vpcId)(gateway)) {
-        await followUp(context, `internet gateway ${gatewayId} to attach`, () =>
-          // Already attached: an earlier attempt's response was lost after it took effect.
-          tolerating(ConflictError.isInstance, () =>
-            aws('AttachInternetGateway', () => ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: gatewayId, VpcId: vpcId }))),
-          ),
-        );
-      }
-      return observedNetwork(vpc, { ...gateway, Attachments: [{ VpcId: vpcId }] }) as ObservedResource<'network'>;
+      // Security groups need only the VPC id: let them start while the gateway is set up.
+      apply.announce(observedNetwork(vpc, undefined) ?? { address: resource.address, kind: 'network', name: resource.name, id: vpcId, properties: resource.properties, outputs: { vpcId } });
+      // Follow-ups, retried in place (see followUp); the attribute and the gateway are independent.
+      const [, gateway] = await Promise.all([
+        followUp(context, `VPC ${vpcId} to accept attributes`, () =>
+          aws('ModifyVpcAttribute', () => ec2.send(new ModifyVpcAttributeCommand({ VpcId: vpcId, EnableDnsHostnames: { Value: true } }))),
+        ),
+        attachedGateway(vpcId, tags, retried),
+      ]);
+      return observedNetwork(vpc, gateway) as ObservedResource<'network'>;
     },
     async delete(current, apply) {
       const gateways = await aws('DescribeInternetGateways', () =>

@@ -91,6 +91,7 @@ export function createAwsProvider(options: AwsProviderOptions): ProviderV1 {
     pollIntervalMs: options.pollIntervalMs ?? 2000,
     waitTimeoutMs: options.waitTimeoutMs ?? 600_000,
     pageSize: options.pageSize ?? 100,
+    attemptedCreates: new Set(),
   };
   const instanceTypes = options.instanceTypes ?? DEFAULT_INSTANCE_TYPES;
   const images = options.images ?? DEFAULT_IMAGES;

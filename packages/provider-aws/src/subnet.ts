@@ -21,7 +21,7 @@ import {
   type Subnet,
 } from '@aws-sdk/client-ec2';
 import { ConflictError, NotFoundError, type DiscoverContext, type ObservedResource, type ResourceService } from '@armada/core';
-import { followUp, ignoreNotFound, tolerating, type AwsContext } from './context.js';
+import { followUp, ignoreNotFound, isRetriedCreate, tolerating, type AwsContext } from './context.js';
 import { collect, environmentFilter, fromTagList, ownedAddress, tagFilters, tagSpecification } from './ec2-helpers.js';
 import { aws } from './errors.js';
 
@@ -73,8 +73,8 @@ export function subnetService(context: AwsContext): ResourceService<'subnet'> {
       const vpcId = apply.idOf(networkAddress);
       const tags = { Name: resource.name, ...apply.ownershipTags(resource.address) };
       const ours = tagFilters(apply.ownershipTags(resource.address));
-      const adopted = (await aws('DescribeSubnets', () => ec2.send(new DescribeSubnetsCommand({ Filters: ours })))).Subnets?.[0];
-      let subnet: Subnet | undefined = adopted;
+      const retried = isRetriedCreate(context, apply, resource.address);
+      let subnet: Subnet | undefined = retried ? (await aws('DescribeSubnets', () => ec2.send(new DescribeSubnetsCommand({ Filters: ours })))).Subnets?.[0] : undefined;
       if (!subnet) {
         try {
           subnet = (
@@ -114,42 +114,50 @@ export function subnetService(context: AwsContext): ResourceService<'subnet'> {
       }
       const subnetId = subnet?.SubnetId;
       if (!subnet || !subnetId) throw new ConflictError(`CreateSubnet returned no subnet id for ${resource.address}.`);
+      // Instances need only the subnet id (they ask for their public IP themselves): let them start.
+      apply.announce({ address: resource.address, kind: 'subnet', name: resource.name, id: subnetId, properties, outputs: { subnetId, cidr: subnet.CidrBlock, zone: subnet.AvailabilityZone } });
 
-      const table = await followUp(context, `a route table for ${resource.address}`, async () => {
-        const found = (await routeTables(tagFilters(apply.ownershipTags(resource.address))))[0];
-        return (
-          found ??
-          (
-            await aws('CreateRouteTable', () =>
-              ec2.send(new CreateRouteTableCommand({ VpcId: vpcId, TagSpecifications: tagSpecification('route-table', tags), ClientToken: apply.idempotencyToken(resource.address) })),
-            )
-          ).RouteTable
-        );
-      });
-      const tableId = table?.RouteTableId;
-      if (!table || !tableId) throw new ConflictError(`CreateRouteTable returned no id for ${resource.address}.`);
-
-      if (properties.access === 'public') {
-        const gatewayId = apply.resourceAt(networkAddress).outputs.internetGatewayId;
-        if (typeof gatewayId !== 'string') throw new ConflictError(`Network ${properties.network} has no internet gateway for public subnet ${resource.name}.`);
-        if (!routesToInternet(table)) {
+      const routeTable = async (): Promise<string> => {
+        const table = await followUp(context, `a route table for ${resource.address}`, async () => {
+          const found = retried ? (await routeTables(ours))[0] : undefined;
+          return (
+            found ??
+            (
+              await aws('CreateRouteTable', () =>
+                ec2.send(new CreateRouteTableCommand({ VpcId: vpcId, TagSpecifications: tagSpecification('route-table', tags), ClientToken: apply.idempotencyToken(resource.address) })),
+              )
+            ).RouteTable
+          );
+        });
+        const tableId = table?.RouteTableId;
+        if (!table || !tableId) throw new ConflictError(`CreateRouteTable returned no id for ${resource.address}.`);
+        if (properties.access === 'public' && !routesToInternet(table)) {
+          const gatewayId = apply.resourceAt(networkAddress).outputs.internetGatewayId;
+          if (typeof gatewayId !== 'string') throw new ConflictError(`Network ${properties.network} has no internet gateway for public subnet ${resource.name}.`);
           await followUp(context, `route table ${tableId} to accept routes`, () =>
             tolerating(ConflictError.isInstance, () =>
               aws('CreateRoute', () => ec2.send(new CreateRouteCommand({ RouteTableId: tableId, DestinationCidrBlock: INTERNET, GatewayId: gatewayId }))),
             ),
           );
         }
-        await followUp(context, `subnet ${subnetId} to accept attributes`, () =>
-          aws('ModifySubnetAttribute', () => ec2.send(new ModifySubnetAttributeCommand({ SubnetId: subnetId, MapPublicIpOnLaunch: { Value: true } }))),
-        );
-      }
-      if (!(table.Associations ?? []).some((association) => association.SubnetId === subnetId)) {
-        await followUp(context, `route table ${tableId} to associate`, () =>
-          tolerating(ConflictError.isInstance, () =>
-            aws('AssociateRouteTable', () => ec2.send(new AssociateRouteTableCommand({ RouteTableId: tableId, SubnetId: subnetId }))),
-          ),
-        );
-      }
+        if (!(table.Associations ?? []).some((association) => association.SubnetId === subnetId)) {
+          await followUp(context, `route table ${tableId} to associate`, () =>
+            tolerating(ConflictError.isInstance, () =>
+              aws('AssociateRouteTable', () => ec2.send(new AssociateRouteTableCommand({ RouteTableId: tableId, SubnetId: subnetId }))),
+            ),
+          );
+        }
+        return tableId;
+      };
+      // Two independent chains of follow-ups: the public-IP attribute, and the route table.
+      const [, tableId] = await Promise.all([
+        properties.access === 'public'
+          ? followUp(context, `subnet ${subnetId} to accept attributes`, () =>
+              aws('ModifySubnetAttribute', () => ec2.send(new ModifySubnetAttributeCommand({ SubnetId: subnetId, MapPublicIpOnLaunch: { Value: true } }))),
+            )
+          : undefined,
+        routeTable(),
+      ]);
       return {
         address: resource.address,
         kind: 'subnet',

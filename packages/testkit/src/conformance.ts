@@ -7,6 +7,7 @@
  * Each test builds its own small environment (a unique name), so tests share one backend safely.
  */
 import {
+  type ApplyContext,
   type ArmadaError,
   ConflictError,
   ValidationError,
@@ -61,6 +62,19 @@ export interface ConformanceOptions {
 }
 
 let environmentCounter = 0;
+
+/** An apply context for calling one service directly, outside the executor. */
+function directContext(environment: string, resource: ObservedResource): ApplyContext {
+  return {
+    environment,
+    signal: new AbortController().signal,
+    idOf: () => resource.id,
+    resourceAt: () => resource,
+    ownershipTags: () => ({}),
+    idempotencyToken: () => 'conformance',
+    announce: () => {},
+  };
+}
 
 /** A small spec that touches every kind: two subnets, two firewalls (one admits the other), a key, two instances. */
 export function conformanceSpec(
@@ -273,14 +287,7 @@ export function describeProviderConformance(options: ConformanceOptions): void {
       const network = found.get(addressOf('network', 'net')) as ObservedResource<'network'>;
       // Deleting a network that still has subnets is refused as a (retryable) dependency violation.
       const refused = await harness.provider.services.network
-        .delete(network, {
-          environment: spec.name,
-          signal: new AbortController().signal,
-          idOf: () => '',
-          resourceAt: () => network,
-          ownershipTags: () => ({}),
-          idempotencyToken: () => 'conformance',
-        })
+        .delete(network, directContext(spec.name, network))
         .then(
           () => undefined,
           (error: unknown) => error,
@@ -293,14 +300,7 @@ export function describeProviderConformance(options: ConformanceOptions): void {
       expect(execution.status).toBe('succeeded');
       const instance = found.get('instance.web') as ObservedResource<'instance'>;
       await expect(
-        harness.provider.services.instance.delete(instance, {
-          environment: spec.name,
-          signal: new AbortController().signal,
-          idOf: () => '',
-          resourceAt: () => instance,
-          ownershipTags: () => ({}),
-          idempotencyToken: () => 'conformance',
-        }),
+        harness.provider.services.instance.delete(instance, directContext(spec.name, instance)),
       ).resolves.toBeUndefined();
     });
 

@@ -8,8 +8,10 @@ import { createHash } from 'node:crypto';
 import { ArmadaError, CancelledError, toArmadaError } from '../errors.js';
 import type { ApplyContext, ProviderV1, ResourceService } from '../provider.js';
 import {
+  EXISTENCE_ONLY_REFERENCES,
   dependenciesOf,
   ownershipTags,
+  referencesOf,
   type DesiredResource,
   type ObservedResource,
   type ResourceAddress,
@@ -59,6 +61,8 @@ interface Step extends StepRef {
   action: PlanAction;
   /** Keys of the steps this one waits for. */
   needs: Set<string>;
+  /** Of those, the ones whose resource need only exist (see EXISTENCE_ONLY_REFERENCES). */
+  existenceOnly: Set<string>;
   /** Keys of the steps waiting for this one. */
   unlocks: string[];
   state: 'waiting' | 'running' | 'done' | 'failed' | 'skipped';
@@ -70,7 +74,7 @@ const stepKey = (step: StepType, address: ResourceAddress, id?: string) => `${st
 export function buildSteps(plan: Plan): Map<string, Step> {
   const steps = new Map<string, Step>();
   const add = (action: PlanAction, step: StepType, id?: string): Step => {
-    const created: Step = { key: stepKey(step, action.address, id), address: action.address, step, ...(id ? { id } : {}), action, needs: new Set(), unlocks: [], state: 'waiting' };
+    const created: Step = { key: stepKey(step, action.address, id), address: action.address, step, ...(id ? { id } : {}), action, needs: new Set(), existenceOnly: new Set(), unlocks: [], state: 'waiting' };
     steps.set(created.key, created);
     return created;
   };
@@ -86,9 +90,15 @@ export function buildSteps(plan: Plan): Map<string, Step> {
   // Creates and updates wait for the creates of what they depend on; a replacement's create waits
   // for the old one's delete (names are often unique, so destroy before create).
   for (const step of applyStepAt.values()) {
-    for (const dependency of step.action.desired?.dependsOn ?? []) {
+    const desired = step.action.desired;
+    const existenceOnly = new Set(EXISTENCE_ONLY_REFERENCES[step.action.kind] ?? []);
+    const references = desired ? referencesOf(desired.kind, desired.properties) : [];
+    for (const dependency of desired?.dependsOn ?? []) {
       const needed = applyStepAt.get(dependency);
-      if (needed?.step === 'create') step.needs.add(needed.key);
+      if (needed?.step !== 'create') continue;
+      step.needs.add(needed.key);
+      const through = references.filter((reference) => reference.address === dependency);
+      if (through.length > 0 && through.every((reference) => existenceOnly.has(reference.property))) step.existenceOnly.add(needed.key);
     }
     if (step.step === 'create' && step.action.type === 'replace' && step.action.current) {
       step.needs.add(stepKey('delete', step.address, step.action.current.id));
@@ -140,7 +150,14 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     idOf: (address) => context.resourceAt(address).id,
     ownershipTags: (address) => ownershipTags(plan.environment, address),
     idempotencyToken: (address) => createHash('sha256').update(`${plan.id}/${address}`).digest('hex'),
+    announce(resource) {
+      known.set(resource.address, resource);
+      const step = steps.get(stepKey('create', resource.address));
+      if (step?.state === 'running') unlock(step, true);
+    },
   };
+  // Set once the scheduler runs: makes a step's dependents ready (all, or the existence-only ones).
+  let unlock: (step: Step, existenceOnly: boolean) => void = () => {};
 
   const result: ExecutionResult = { status: 'succeeded', done: [], failed: [], notDone: [], resources: [] };
   const refOf = (step: Step): StepRef => ({ address: step.address, step: step.step, ...(step.id ? { id: step.id } : {}) });
@@ -190,6 +207,16 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
       step.state = 'waiting';
       if (step.needs.size === 0) ready.push(step);
     }
+    unlock = (step, existenceOnly) => {
+      for (const key of step.unlocks) {
+        const dependent = steps.get(key);
+        if (dependent?.state !== 'waiting' || !dependent.needs.has(step.key)) continue;
+        if (existenceOnly && !dependent.existenceOnly.has(step.key)) continue;
+        dependent.needs.delete(step.key);
+        if (dependent.needs.size === 0) ready.push(dependent);
+      }
+      if (existenceOnly) pump();
+    };
     const pump = () => {
       while (running < concurrency && next < ready.length && !signal.aborted) {
         const step = ready[next++] as Step;
@@ -203,13 +230,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
             step.state = 'done';
             result.done.push(refOf(step));
             onEvent?.({ type: 'succeeded', ...refOf(step), durationMs: performance.now() - started });
-            for (const key of step.unlocks) {
-              const dependent = steps.get(key);
-              if (dependent && dependent.state === 'waiting') {
-                dependent.needs.delete(step.key);
-                if (dependent.needs.size === 0) ready.push(dependent);
-              }
-            }
+            unlock(step, false);
           },
           (error: unknown) => {
             step.state = 'failed';

@@ -47,9 +47,12 @@ export async function waitUntil<T>(probe: () => Promise<ProbeResult<T>>, options
         { timeoutMs, ...(options.provider ? { provider: options.provider } : {}) },
       );
     }
-    // Full jitter: a random delay up to the exponential bound, never past the deadline.
-    const bound = Math.min(maxDelayMs, minDelayMs * 2 ** attempt);
-    const delay = Math.min(minDelayMs + Math.random() * (bound - minDelayMs), timeoutMs - elapsed);
+    // Exponential backoff, but never more than an eighth of the time already waited: a resource
+    // that becomes ready is noticed within 1/8 of its own wait, however long that was, with a
+    // number of polls that grows only with the logarithm of the wait. Jitter (0.5x to 1x) keeps
+    // many waiters from polling in step.
+    const bound = Math.max(minDelayMs, Math.min(maxDelayMs, minDelayMs * 2 ** attempt, elapsed / 8));
+    const delay = Math.min(Math.max(minDelayMs, bound * (0.5 + Math.random() * 0.5)), timeoutMs - elapsed);
     await sleep(Math.max(0, delay), options.signal);
   }
 }

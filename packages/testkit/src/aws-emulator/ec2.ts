@@ -733,8 +733,17 @@ export class Ec2Region {
       if (!this.offerings.includes(instanceType)) {
         throw new AwsFault('Unsupported', `Your requested instance type (${instanceType}) is not supported in your requested Availability Zone (${this.region}a).`);
       }
-      const subnet = this.find(this.subnets, required(reader, 'SubnetId'), 'InvalidSubnetID.NotFound', 'subnet');
-      const groupIds = reader.strings('SecurityGroupId');
+      // The subnet, groups and public IP come either top-level or on the first network interface.
+      const networkInterface = reader.objects('NetworkInterface')[0];
+      const subnetId = networkInterface?.string('SubnetId') ?? reader.string('SubnetId');
+      if (subnetId === undefined) throw new AwsFault('MissingParameter', 'The request must contain the parameter SubnetId (or NetworkInterface.1.SubnetId)');
+      const subnet = this.find(this.subnets, subnetId, 'InvalidSubnetID.NotFound', 'subnet');
+      const groupIds = networkInterface ? networkInterface.strings('SecurityGroupId') : reader.strings('SecurityGroupId');
+      if (networkInterface && reader.strings('SecurityGroupId').length > 0) {
+        throw new AwsFault('InvalidParameterCombination', 'Network interfaces and an instance-level security groups may not be specified on the same request');
+      }
+      const associatePublicIp = networkInterface?.string('AssociatePublicIpAddress');
+      const publicIp = associatePublicIp === undefined ? subnet.mapPublicIp : associatePublicIp === 'true';
       for (const groupId of groupIds) {
         const group = this.find(this.groups, groupId, 'InvalidGroup.NotFound', 'security group');
         if (group.vpcId !== subnet.vpcId) throw new AwsFault('InvalidParameter', `Security group ${groupId} and subnet ${subnet.id} belong to different networks.`);
@@ -762,7 +771,7 @@ export class Ec2Region {
           keyName,
           userData: userData === undefined ? undefined : Buffer.from(userData, 'base64').toString('utf8'),
           privateIp,
-          publicIp: subnet.mapPublicIp ? `203.0.113.${(this.sequence % 250) + 1}` : undefined,
+          publicIp: publicIp ? `203.0.113.${(this.sequence % 250) + 1}` : undefined,
           clientToken: token,
           zone: subnet.zone,
           tags: tagsFrom(reader, 'instance'),
