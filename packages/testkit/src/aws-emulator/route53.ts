@@ -21,8 +21,11 @@ interface HostedZone {
 
 const withDot = (name: string) => (name.endsWith('.') ? name : `${name}.`).toLowerCase();
 const recordKey = (name: string, type: string) => `${withDot(name)}|${type}`;
-/** Route 53 lists records by name with labels reversed (com.example.www), then by type. */
-const sortKey = (record: { name: string; type: string }) => `${record.name.split('.').reverse().join('.')}|${record.type}`;
+/**
+ * Route 53 lists records by name with labels reversed (test, example, www), then by type. The
+ * separators sort below any character, so a name sorts before the names under it.
+ */
+const sortKey = (record: { name: string; type: string }) => `${record.name.split('.').reverse().join('\u0001')}\u0000${record.type}`;
 
 const parser = new XMLParser({ ignoreAttributes: true, parseTagValue: false, isArray: (name) => ['Change', 'ResourceRecord'].includes(name) });
 
