@@ -2,3 +2,4 @@ export * from './faults.js';
 export * from './in-memory/cloud.js';
 export * from './in-memory/provider.js';
 export * from './aws-emulator/index.js';
+export * from './do-emulator/index.js';

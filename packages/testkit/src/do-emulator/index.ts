@@ -1,0 +1,572 @@
+/**
+ * A wire-level emulator of the DigitalOcean API v2 on 127.0.0.1, for the real `dots-wrapper`
+ * client: `createApiClient({ token, endpoint: `${emulator.endpoint}/v2` })`. It keeps DigitalOcean's
+ * JSON shapes, pagination (`links.pages`, `meta.total`), rate-limit headers, error bodies, droplets
+ * going from new to active, and the rules the provider meets: VPC ranges that may not overlap, a
+ * VPC with members cannot be deleted (403), tags named by a firewall must exist, tag names follow
+ * DigitalOcean's pattern, and new resources may be invisible for a while (eventual consistency).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { cidrsOverlap, parseCidr } from '@armada/core';
+import { FaultInjector, LostResponseError, type PortableOperation } from '../faults.js';
+
+export interface DigitalOceanEmulatorOptions {
+  /** Accepted API tokens; default: any non-empty token. */
+  tokens?: string[];
+  /** new -> active (default 200 ms). */
+  bootMs?: number;
+  /** `retry-after` on a throttled (429) reply, in seconds (default 1). */
+  retryAfterSeconds?: number;
+  seed?: number;
+}
+
+export interface DigitalOceanEmulator {
+  /** Base URL without `/v2`: pass `${endpoint}/v2` to dots-wrapper. */
+  endpoint: string;
+  faults: FaultInjector;
+  createDomain(name: string): void;
+  inventory(): { vpcs: number; droplets: number; firewalls: number; sshKeys: number; tags: number; domainRecords: number };
+  /** Droplets carrying all these tags. */
+  dropletsTagged(...tags: string[]): Array<{ id: number; name: string; status: string; tags: string[] }>;
+  calls(route?: string): number;
+  close(): Promise<void>;
+}
+
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly id: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const REGIONS = [
+  { slug: 'nyc1', name: 'New York 1' },
+  { slug: 'nyc3', name: 'New York 3' },
+  { slug: 'sfo3', name: 'San Francisco 3' },
+  { slug: 'ams3', name: 'Amsterdam 3' },
+  { slug: 'fra1', name: 'Frankfurt 1' },
+  { slug: 'lon1', name: 'London 1' },
+];
+/** Memory in MB, as the API gives it. `s-8vcpu-16gb` is not offered in lon1, so tests can check that. */
+const SIZES = [
+  { slug: 's-1vcpu-512mb-10gb', vcpus: 1, memory: 512 },
+  { slug: 's-1vcpu-1gb', vcpus: 1, memory: 1024 },
+  { slug: 's-1vcpu-2gb', vcpus: 1, memory: 2048 },
+  { slug: 's-2vcpu-2gb', vcpus: 2, memory: 2048 },
+  { slug: 's-2vcpu-4gb', vcpus: 2, memory: 4096 },
+  { slug: 's-4vcpu-8gb', vcpus: 4, memory: 8192 },
+  { slug: 's-8vcpu-16gb', vcpus: 8, memory: 16384 },
+].map((size) => ({
+  ...size,
+  disk: size.memory / 32,
+  transfer: 1,
+  price_monthly: size.memory / 170,
+  price_hourly: size.memory / 170 / 730,
+  available: true,
+  description: 'Basic',
+  regions: REGIONS.map((region) => region.slug).filter((region) => !(size.slug === 's-8vcpu-16gb' && region === 'lon1')),
+}));
+const IMAGES = [
+  { id: 1001, slug: 'debian-12-x64', distribution: 'Debian', name: '12 x64' },
+  { id: 1002, slug: 'debian-11-x64', distribution: 'Debian', name: '11 x64' },
+  { id: 1003, slug: 'ubuntu-22-04-x64', distribution: 'Ubuntu', name: '22.04 (LTS) x64' },
+  { id: 1004, slug: 'ubuntu-24-04-x64', distribution: 'Ubuntu', name: '24.04 (LTS) x64' },
+].map((image) => ({
+  ...image,
+  type: 'base',
+  public: true,
+  regions: REGIONS.map((region) => region.slug),
+  min_disk_size: 10,
+  size_gigabytes: 2,
+  status: 'available',
+  created_at: '2024-07-01T00:00:00Z',
+  tags: [],
+}));
+
+const TAG_PATTERN = /^[a-zA-Z0-9_\-:]{1,255}$/;
+const FIREWALL_NAME = /^[a-zA-Z0-9][a-zA-Z0-9.-]+$/;
+
+interface Visible {
+  createdAt: number;
+}
+interface Vpc extends Visible {
+  id: string;
+  name: string;
+  region: string;
+  ip_range: string;
+  description: string;
+  default: boolean;
+}
+interface Droplet extends Visible {
+  id: number;
+  name: string;
+  region: string;
+  size: string;
+  image: string;
+  vpc_uuid: string;
+  tags: string[];
+  ssh_keys: number[];
+  user_data: string | undefined;
+  privateIp: string;
+  publicIp: string;
+}
+interface SshKey extends Visible {
+  id: number;
+  name: string;
+  public_key: string;
+  fingerprint: string;
+}
+interface FirewallRule {
+  protocol: string;
+  ports: string;
+  sources?: Record<string, unknown>;
+  destinations?: Record<string, unknown>;
+}
+interface Firewall extends Visible {
+  id: string;
+  name: string;
+  inbound_rules: FirewallRule[];
+  outbound_rules: FirewallRule[];
+  droplet_ids: number[];
+  tags: string[];
+}
+interface DomainRecord {
+  id: number;
+  type: string;
+  name: string;
+  data: string;
+  ttl: number;
+  priority: number | null;
+  port: number | null;
+  weight: number | null;
+  flags: number | null;
+  tag: string | null;
+}
+
+function readBody(request: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    request.on('error', reject);
+  });
+}
+
+function operationOf(method: string, resource: string): PortableOperation {
+  if (method === 'GET') return 'describe';
+  const table: Record<string, [PortableOperation, PortableOperation, PortableOperation]> = {
+    vpcs: ['createNetwork', 'createNetwork', 'deleteNetwork'],
+    droplets: ['createInstance', 'updateInstance', 'deleteInstance'],
+    firewalls: ['createFirewall', 'updateFirewall', 'deleteFirewall'],
+    account: ['createKeyPair', 'createKeyPair', 'deleteKeyPair'],
+    tags: ['updateTags', 'updateTags', 'updateTags'],
+    domains: ['createDnsRecord', 'updateDnsRecord', 'deleteDnsRecord'],
+  };
+  const [create, update, remove] = table[resource] ?? ['describe', 'describe', 'describe'];
+  return method === 'POST' ? create : method === 'DELETE' ? remove : update;
+}
+
+export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOptions = {}): Promise<DigitalOceanEmulator> {
+  const retryAfter = options.retryAfterSeconds ?? 1;
+  const faults = new FaultInjector({
+    seed: options.seed ?? 42,
+    throttleError: () => new ApiError(429, 'too_many_requests', 'API Rate limit exceeded.'),
+  });
+  const bootMs = options.bootMs ?? 200;
+  const vpcs = new Map<string, Vpc>();
+  const droplets = new Map<number, Droplet>();
+  const keys = new Map<number, SshKey>();
+  const firewalls = new Map<string, Firewall>();
+  const tags = new Set<string>();
+  const domains = new Map<string, DomainRecord[]>();
+  const calls = new Map<string, number>();
+  let sequence = 100;
+  let remaining = 5000;
+
+  const visible = <T extends Visible>(item: T | undefined): T | undefined => (item && faults.isVisible(item.createdAt) ? item : undefined);
+  const notFound = () => new ApiError(404, 'not_found', 'The resource you requested could not be found.');
+  const found = <T extends Visible>(item: T | undefined): T => {
+    const shown = visible(item);
+    if (!shown) throw notFound();
+    return shown;
+  };
+  const unprocessable = (message: string) => new ApiError(422, 'unprocessable_entity', message);
+
+  function page<T>(url: URL, key: string, items: T[]): Record<string, unknown> {
+    const perPage = Math.min(Math.max(Number(url.searchParams.get('per_page') ?? 20), 1), 200);
+    const current = Math.max(Number(url.searchParams.get('page') ?? 1), 1);
+    const last = Math.max(1, Math.ceil(items.length / perPage));
+    const link = (pageNumber: number) => {
+      const target = new URL(url);
+      target.searchParams.set('page', String(pageNumber));
+      target.searchParams.set('per_page', String(perPage));
+      return target.toString();
+    };
+    const pages: Record<string, string> = {};
+    if (current > 1) Object.assign(pages, { first: link(1), prev: link(current - 1) });
+    if (current < last) Object.assign(pages, { next: link(current + 1), last: link(last) });
+    return { [key]: items.slice((current - 1) * perPage, current * perPage), links: Object.keys(pages).length ? { pages } : {}, meta: { total: items.length } };
+  }
+
+  const dropletStatus = (droplet: Droplet) => (performance.now() - droplet.createdAt >= bootMs ? 'active' : 'new');
+  function dropletJson(droplet: Droplet) {
+    const status = dropletStatus(droplet);
+    const size = SIZES.find((entry) => entry.slug === droplet.size);
+    return {
+      id: droplet.id,
+      name: droplet.name,
+      memory: size?.memory,
+      vcpus: size?.vcpus,
+      disk: size?.disk,
+      locked: false,
+      status,
+      created_at: new Date(performance.timeOrigin + droplet.createdAt).toISOString(),
+      features: ['private_networking'],
+      image: IMAGES.find((image) => image.slug === droplet.image),
+      size,
+      size_slug: droplet.size,
+      region: { slug: droplet.region, name: REGIONS.find((region) => region.slug === droplet.region)?.name },
+      tags: [...droplet.tags],
+      vpc_uuid: droplet.vpc_uuid,
+      volume_ids: [],
+      backup_ids: [],
+      snapshot_ids: [],
+      networks: {
+        v4:
+          status === 'active'
+            ? [
+                { ip_address: droplet.privateIp, netmask: '255.255.255.0', gateway: '', type: 'private' },
+                { ip_address: droplet.publicIp, netmask: '255.255.240.0', gateway: '203.0.113.1', type: 'public' },
+              ]
+            : [],
+        v6: [],
+      },
+    };
+  }
+
+  function requireTags(names: unknown): string[] {
+    const list = Array.isArray(names) ? (names as string[]) : [];
+    for (const name of list) {
+      if (!TAG_PATTERN.test(name)) throw new ApiError(400, 'bad_request', `tag name "${name}" is invalid: must match ^[a-zA-Z0-9_\\-:]+$`);
+    }
+    return list;
+  }
+
+  function firewallFrom(body: Record<string, unknown>, id: string, createdAt: number): Firewall {
+    const name = String(body.name ?? '');
+    if (!FIREWALL_NAME.test(name)) throw unprocessable(`name "${name}" is invalid: only letters, numbers, "." and "-" are allowed`);
+    const inbound = (body.inbound_rules ?? []) as FirewallRule[];
+    const outbound = (body.outbound_rules ?? []) as FirewallRule[];
+    if (inbound.length + outbound.length === 0) throw unprocessable('At least one rule must be specified.');
+    const targetTags = requireTags(body.tags);
+    const ruleTags = [...inbound.map((rule) => rule.sources), ...outbound.map((rule) => rule.destinations)].flatMap((peer) => requireTags(peer?.tags));
+    for (const tag of [...targetTags, ...ruleTags]) if (!tags.has(tag)) throw unprocessable(`tag "${tag}" does not exist; tags must exist before a firewall names them`);
+    return { id, name, inbound_rules: inbound, outbound_rules: outbound, droplet_ids: (body.droplet_ids ?? []) as number[], tags: targetTags, createdAt };
+  }
+
+  const firewallJson = (firewall: Firewall) => ({
+    id: firewall.id,
+    name: firewall.name,
+    status: 'succeeded',
+    created_at: new Date(performance.timeOrigin + firewall.createdAt).toISOString(),
+    inbound_rules: firewall.inbound_rules,
+    outbound_rules: firewall.outbound_rules,
+    droplet_ids: firewall.droplet_ids,
+    tags: firewall.tags,
+    pending_changes: [],
+  });
+
+  function route(method: string, url: URL, body: Record<string, unknown>): { status: number; json?: unknown } {
+    const parts = url.pathname.replace(/^\/v2\//, '').split('/').filter(Boolean).map(decodeURIComponent);
+    const [resource, id, sub] = parts;
+    switch (`${method} ${resource}${id === undefined ? '' : ' :id'}${sub === undefined ? '' : ` ${sub}`}`) {
+      case 'GET account':
+        return { status: 200, json: { account: { droplet_limit: 25, email: 'emulator@armada.test', uuid: 'emulated', email_verified: true, status: 'active' } } };
+      case 'GET regions':
+        return { status: 200, json: page(url, 'regions', REGIONS.map((region) => ({ ...region, sizes: SIZES.filter((size) => size.regions.includes(region.slug)).map((size) => size.slug), features: ['private_networking'], available: true }))) };
+      case 'GET sizes':
+        return { status: 200, json: page(url, 'sizes', SIZES) };
+      case 'GET images':
+        return { status: 200, json: page(url, 'images', IMAGES) };
+      case 'GET images :id': {
+        const image = IMAGES.find((entry) => entry.slug === id || String(entry.id) === id);
+        if (!image) throw notFound();
+        return { status: 200, json: { image } };
+      }
+
+      case 'POST vpcs': {
+        const name = String(body.name ?? '');
+        const region = String(body.region ?? '');
+        if (!/^[a-zA-Z0-9\-.]+$/.test(name)) throw unprocessable(`name "${name}" is invalid`);
+        if (!REGIONS.some((entry) => entry.slug === region)) throw unprocessable(`region "${region}" is invalid`);
+        if ([...vpcs.values()].some((vpc) => vpc.name === name)) throw unprocessable(`a VPC named ${name} already exists`);
+        const ipRange = String(body.ip_range ?? `10.${100 + vpcs.size}.0.0/20`);
+        const parsed = parseCidr(ipRange);
+        if (!parsed.ok || parsed.cidr.prefixLength < 16 || parsed.cidr.prefixLength > 28) throw unprocessable(`ip_range ${ipRange} is invalid: must be an RFC 1918 range from /16 to /28`);
+        for (const other of vpcs.values()) {
+          const otherRange = parseCidr(other.ip_range);
+          if (otherRange.ok && cidrsOverlap(otherRange.cidr, parsed.cidr)) throw unprocessable(`ip_range ${ipRange} overlaps VPC ${other.name} (${other.ip_range})`);
+        }
+        const isFirst = ![...vpcs.values()].some((vpc) => vpc.region === region);
+        const vpc: Vpc = { id: randomUUID(), name, region, ip_range: ipRange, description: String(body.description ?? ''), default: isFirst, createdAt: performance.now() };
+        vpcs.set(vpc.id, vpc);
+        return { status: 201, json: { vpc: { ...vpc, urn: `do:vpc:${vpc.id}`, created_at: new Date().toISOString() } } };
+      }
+      case 'GET vpcs':
+        return { status: 200, json: page(url, 'vpcs', [...vpcs.values()].filter((vpc) => visible(vpc)).map((vpc) => ({ ...vpc, urn: `do:vpc:${vpc.id}` }))) };
+      case 'GET vpcs :id':
+        return { status: 200, json: { vpc: found(vpcs.get(id ?? '')) } };
+      case 'GET vpcs :id members': {
+        const vpc = found(vpcs.get(id ?? ''));
+        const members = [...droplets.values()].filter((droplet) => droplet.vpc_uuid === vpc.id).map((droplet) => ({ urn: `do:droplet:${droplet.id}`, name: droplet.name }));
+        return { status: 200, json: page(url, 'members', members) };
+      }
+      case 'DELETE vpcs :id': {
+        const vpc = found(vpcs.get(id ?? ''));
+        if ([...droplets.values()].some((droplet) => droplet.vpc_uuid === vpc.id)) throw new ApiError(403, 'forbidden', 'Can not delete VPC with members');
+        vpcs.delete(vpc.id);
+        return { status: 204 };
+      }
+
+      default:
+        break;
+    }
+    if (method === 'POST' && resource === 'account' && id === 'keys' && sub === undefined) {
+        const publicKey = String(body.public_key ?? '').trim();
+        const [, keyBody] = publicKey.split(/\s+/);
+        if (!keyBody) throw unprocessable('Key invalid type, we support \'ssh-rsa\', \'ssh-ed25519\' and \'ecdsa-sha2\'');
+        const fingerprint = createHash('md5').update(Buffer.from(keyBody, 'base64')).digest('hex').match(/../g)?.join(':') ?? '';
+        if ([...keys.values()].some((key) => key.fingerprint === fingerprint)) throw unprocessable('SSH Key is already in use on your account');
+        const key: SshKey = { id: ++sequence, name: String(body.name ?? ''), public_key: publicKey, fingerprint, createdAt: performance.now() };
+        keys.set(key.id, key);
+        return { status: 201, json: { ssh_key: { id: key.id, name: key.name, public_key: key.public_key, fingerprint } } };
+          }
+    if (resource === 'account' && id === 'keys') {
+      const keyId = sub;
+      const shown = (key: SshKey) => ({ id: key.id, name: key.name, public_key: key.public_key, fingerprint: key.fingerprint });
+      if (method === 'GET' && keyId === undefined) return { status: 200, json: page(url, 'ssh_keys', [...keys.values()].filter((key) => visible(key)).map(shown)) };
+      const key = found([...keys.values()].find((entry) => String(entry.id) === keyId || entry.fingerprint === keyId));
+      if (method === 'GET') return { status: 200, json: { ssh_key: shown(key) } };
+      if (method === 'DELETE') {
+        keys.delete(key.id);
+        return { status: 204 };
+      }
+    }
+    switch (`${method} ${resource}${id === undefined ? '' : ' :id'}${sub === undefined ? '' : ` ${sub}`}`) {
+      case 'POST tags': {
+        const [name] = requireTags([body.name]);
+        tags.add(name as string);
+        return { status: 201, json: { tag: { name, resources: { count: 0 } } } };
+      }
+      case 'GET tags':
+        return { status: 200, json: page(url, 'tags', [...tags].map((name) => ({ name, resources: { count: [...droplets.values()].filter((droplet) => droplet.tags.includes(name)).length } }))) };
+      case 'DELETE tags :id': {
+        if (!tags.delete(id ?? '')) throw notFound();
+        for (const droplet of droplets.values()) droplet.tags = droplet.tags.filter((tag) => tag !== id);
+        return { status: 204 };
+      }
+      case 'POST tags :id resources':
+      case 'DELETE tags :id resources': {
+        const name = id ?? '';
+        if (!tags.has(name)) throw notFound();
+        for (const entry of (body.resources ?? []) as Array<{ resource_id: string; resource_type: string }>) {
+          const droplet = found(droplets.get(Number(entry.resource_id)));
+          droplet.tags = method === 'POST' ? [...new Set([...droplet.tags, name])] : droplet.tags.filter((tag) => tag !== name);
+        }
+        return { status: 204 };
+      }
+
+      case 'POST droplets': {
+        const region = String(body.region ?? '');
+        const size = SIZES.find((entry) => entry.slug === body.size);
+        if (!REGIONS.some((entry) => entry.slug === region)) throw unprocessable(`You specified an invalid region for Droplet creation.`);
+        if (!size?.regions.includes(region)) throw unprocessable(`You specified an invalid size for Droplet creation.`);
+        if (!IMAGES.some((image) => image.slug === body.image || image.id === body.image)) throw unprocessable('You specified an invalid image for Droplet creation.');
+        const vpc = body.vpc_uuid ? found(vpcs.get(String(body.vpc_uuid))) : [...vpcs.values()].find((entry) => entry.region === region && entry.default);
+        if (!vpc) throw unprocessable('There is no VPC in this region: create one or pass vpc_uuid.');
+        const sshKeys = ((body.ssh_keys ?? []) as Array<number | string>).map((reference) => {
+          const key = [...keys.values()].find((entry) => String(entry.id) === String(reference) || entry.fingerprint === reference);
+          if (!key) throw unprocessable(`ssh_keys: ${reference} is not a key of this account`);
+          return key.id;
+        });
+        const dropletTags = requireTags(body.tags);
+        for (const tag of dropletTags) tags.add(tag);
+        const range = parseCidr(vpc.ip_range);
+        const host = range.ok ? range.cidr.network + BigInt(2 + droplets.size) : 0n;
+        const droplet: Droplet = {
+          id: ++sequence,
+          name: String(body.name ?? ''),
+          region,
+          size: size.slug,
+          image: String(IMAGES.find((image) => image.slug === body.image || image.id === body.image)?.slug),
+          vpc_uuid: vpc.id,
+          tags: dropletTags,
+          ssh_keys: sshKeys,
+          user_data: body.user_data === undefined ? undefined : String(body.user_data),
+          privateIp: [24n, 16n, 8n, 0n].map((shift) => ((host >> shift) & 255n).toString()).join('.'),
+          publicIp: `198.51.100.${(sequence % 250) + 1}`,
+          createdAt: performance.now(),
+        };
+        droplets.set(droplet.id, droplet);
+        return { status: 202, json: { droplet: dropletJson(droplet), links: { actions: [{ id: ++sequence, rel: 'create', href: `${url.origin}/v2/actions/${sequence}` }] } } };
+      }
+      case 'GET droplets': {
+        const tagName = url.searchParams.get('tag_name');
+        const list = [...droplets.values()].filter((droplet) => visible(droplet) && (tagName === null || droplet.tags.includes(tagName)));
+        return { status: 200, json: page(url, 'droplets', list.map(dropletJson)) };
+      }
+      case 'GET droplets :id':
+        return { status: 200, json: { droplet: dropletJson(found(droplets.get(Number(id)))) } };
+      case 'DELETE droplets :id': {
+        const droplet = found(droplets.get(Number(id)));
+        droplets.delete(droplet.id);
+        for (const firewall of firewalls.values()) firewall.droplet_ids = firewall.droplet_ids.filter((dropletId) => dropletId !== droplet.id);
+        return { status: 204 };
+      }
+
+      case 'POST firewalls': {
+        const firewall = firewallFrom(body, randomUUID(), performance.now());
+        firewalls.set(firewall.id, firewall);
+        return { status: 202, json: { firewall: firewallJson(firewall) } };
+      }
+      case 'GET firewalls':
+        return { status: 200, json: page(url, 'firewalls', [...firewalls.values()].filter((firewall) => visible(firewall)).map(firewallJson)) };
+      case 'GET firewalls :id':
+        return { status: 200, json: { firewall: firewallJson(found(firewalls.get(id ?? ''))) } };
+      case 'PUT firewalls :id': {
+        const existing = found(firewalls.get(id ?? ''));
+        // PUT replaces the whole firewall: anything left out is reset.
+        const firewall = firewallFrom(body, existing.id, existing.createdAt);
+        firewalls.set(firewall.id, firewall);
+        return { status: 200, json: { firewall: firewallJson(firewall) } };
+      }
+      case 'DELETE firewalls :id': {
+        const firewall = found(firewalls.get(id ?? ''));
+        firewalls.delete(firewall.id);
+        return { status: 204 };
+      }
+
+      case 'GET domains':
+        return { status: 200, json: page(url, 'domains', [...domains.keys()].map((name) => ({ name, ttl: 1800, zone_file: '' }))) };
+      case 'GET domains :id': {
+        if (!domains.has(id ?? '')) throw notFound();
+        return { status: 200, json: { domain: { name: id, ttl: 1800, zone_file: '' } } };
+      }
+      case 'GET domains :id records': {
+        const records = domains.get(id ?? '');
+        if (!records) throw notFound();
+        // The name filter takes the fully qualified name; record names are relative.
+        const fqdn = url.searchParams.get('name');
+        const type = url.searchParams.get('type');
+        const relative = (name: string) => (name === '@' ? id : `${name}.${id}`);
+        return { status: 200, json: page(url, 'domain_records', records.filter((record) => (fqdn === null || relative(record.name) === fqdn) && (type === null || record.type === type))) };
+      }
+      case 'POST domains :id records': {
+        const records = domains.get(id ?? '');
+        if (!records) throw notFound();
+        const record: DomainRecord = { id: ++sequence, type: String(body.type), name: String(body.name), data: String(body.data), ttl: Number(body.ttl ?? 1800), priority: null, port: null, weight: null, flags: null, tag: null };
+        if (!['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'NS', 'SRV', 'CAA'].includes(record.type)) throw unprocessable(`type ${record.type} is invalid`);
+        if (record.ttl < 30) throw unprocessable('ttl must be at least 30');
+        records.push(record);
+        return { status: 201, json: { domain_record: record } };
+      }
+      default:
+        break;
+    }
+    if (resource === 'domains' && sub === 'records' && parts[3] !== undefined) {
+      const records = domains.get(id ?? '');
+      const record = records?.find((entry) => String(entry.id) === parts[3]);
+      if (!records || !record) throw notFound();
+      if (method === 'GET') return { status: 200, json: { domain_record: record } };
+      if (method === 'PUT' || method === 'PATCH') {
+        for (const field of ['type', 'name', 'data'] as const) if (body[field] !== undefined) record[field] = String(body[field]);
+        if (body.ttl !== undefined) record.ttl = Number(body.ttl);
+        return { status: 200, json: { domain_record: record } };
+      }
+      if (method === 'DELETE') {
+        records.splice(records.indexOf(record), 1);
+        return { status: 204 };
+      }
+    }
+    throw notFound();
+  }
+
+  function send(response: ServerResponse, status: number, json: unknown, requestId: string, extra: Record<string, string> = {}) {
+    const body = json === undefined ? '' : JSON.stringify(json);
+    response.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'ratelimit-limit': '5000',
+      'ratelimit-remaining': String(Math.max(0, remaining)),
+      'ratelimit-reset': String(Math.floor(Date.now() / 1000) + 60),
+      'x-request-id': requestId,
+      ...extra,
+    });
+    response.end(body);
+  }
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const requestId = randomUUID();
+    const url = new URL(request.url ?? '/', `http://${request.headers.host ?? '127.0.0.1'}`);
+    const method = request.method ?? 'GET';
+    const resource = url.pathname.split('/')[2] ?? '';
+    const routeName = `${method} ${resource}`;
+    calls.set(routeName, (calls.get(routeName) ?? 0) + 1);
+    remaining--;
+    try {
+      const token = /^Bearer (.+)$/.exec(String(request.headers.authorization ?? ''))?.[1];
+      if (!token || (options.tokens && !options.tokens.includes(token))) throw new ApiError(401, 'unauthorized', 'Unable to authenticate you');
+      const text = await readBody(request);
+      const body = (text ? JSON.parse(text) : {}) as Record<string, unknown>;
+      const result = await faults.run(operationOf(method, resource), () => route(method, url, body), routeName);
+      send(response, result.status, result.json, requestId);
+    } catch (error) {
+      if (error instanceof LostResponseError) {
+        response.socket?.destroy();
+        return;
+      }
+      const failure = error instanceof ApiError ? error : new ApiError(500, 'server_error', (error as Error).message);
+      send(response, failure.status, { id: failure.id, message: failure.message, request_id: requestId }, requestId, failure.status === 429 ? { 'retry-after': String(retryAfter) } : {});
+    }
+  }
+
+  const server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      response.writeHead(500);
+      response.end(String(error));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    faults,
+    createDomain: (name) => {
+      domains.set(name, [
+        { id: ++sequence, type: 'NS', name: '@', data: 'ns1.digitalocean.com', ttl: 1800, priority: null, port: null, weight: null, flags: null, tag: null },
+        { id: ++sequence, type: 'NS', name: '@', data: 'ns2.digitalocean.com', ttl: 1800, priority: null, port: null, weight: null, flags: null, tag: null },
+      ]);
+    },
+    inventory: () => ({
+      vpcs: vpcs.size,
+      droplets: droplets.size,
+      firewalls: firewalls.size,
+      sshKeys: keys.size,
+      tags: tags.size,
+      domainRecords: [...domains.values()].reduce((sum, records) => sum + records.filter((record) => record.type !== 'NS').length, 0),
+    }),
+    dropletsTagged: (...wanted) =>
+      [...droplets.values()].filter((droplet) => wanted.every((tag) => droplet.tags.includes(tag))).map((droplet) => ({ id: droplet.id, name: droplet.name, status: dropletStatus(droplet), tags: [...droplet.tags] })),
+    calls: (routeName) => (routeName === undefined ? [...calls.values()].reduce((sum, count) => sum + count, 0) : (calls.get(routeName) ?? 0)),
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((error) => (error ? reject(error) : resolve()));
+      }),
+  };
+}
