@@ -3,7 +3,8 @@
  *
  * Today it runs the provisioning half of the story on the testkit's in-memory cloud: validate the
  * "Armada" environment against the policies, plan it, apply it with live progress, show that a
- * second plan is empty, and destroy it. The migration half (DigitalOcean emulator to AWS emulator,
+ * second plan is empty, and destroy it; then it plans the same spec on the AWS and DigitalOcean
+ * emulators and shows how each cloud honours the subnets and firewalls. The migration half (DigitalOcean emulator to AWS emulator,
  * server policies over SSH, MySQL/Redis copy, DNS cutover) is added by the issues that build those
  * packages; the last lines of the output say so.
  */
@@ -19,9 +20,12 @@ import {
   isEmptyPlan,
   loadSpecFile,
   plan,
+  renderHonouringSideBySide,
   renderPlanText,
 } from '@armada/core';
-import { InMemoryCloud, inMemoryProviderPlugin } from '@armada/testkit';
+import { awsProviderPlugin } from '@armada/provider-aws';
+import { digitalOceanProviderPlugin } from '@armada/provider-digitalocean';
+import { InMemoryCloud, inMemoryProviderPlugin, startAwsEmulator, startDigitalOceanEmulator } from '@armada/testkit';
 import { fileURLToPath } from 'node:url';
 
 const specPath = fileURLToPath(new URL('./environments/armada.yaml', import.meta.url));
@@ -71,10 +75,28 @@ async function main(): Promise<void> {
   console.log(formatExecutionResult(destroyed.execution));
   console.log(`Left in the cloud: ${JSON.stringify(cloud.inventory())}`);
 
+  step('The same spec on the AWS and DigitalOcean emulators (real SDK clients on the wire)');
+  const aws = await startAwsEmulator();
+  const digitalocean = await startDigitalOceanEmulator();
+  try {
+    const onAws = registry.use(awsProviderPlugin({ endpoint: aws.endpoint, credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' } })).provider('aws', 'us-east-1');
+    const onDigitalOcean = registry.use(digitalOceanProviderPlugin({ endpoint: `${digitalocean.endpoint}/v2`, token: 'demo' })).provider('digitalocean', 'nyc3');
+    const plans = [
+      await plan({ spec: { ...spec, provider: { id: 'aws', region: 'us-east-1' } }, provider: onAws }),
+      await plan({ spec: { ...spec, provider: { id: 'digitalocean', region: 'nyc3' } }, provider: onDigitalOcean }),
+    ];
+    for (const entry of plans) console.log(`  ${entry.provider.id}: ${entry.summary.create} resources to create`);
+    console.log(renderHonouringSideBySide(plans));
+  } finally {
+    await aws.close();
+    await digitalocean.close();
+  }
+
   step(`Done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   console.log(
-    'Not in this demo yet: the migration itself (DigitalOcean -> AWS emulators, Puppet over SSH,\n' +
-      'MySQL and Redis copy and verify, DNS cutover). Each arrives with its package; see README.md.',
+    'Not in this demo yet: the migration itself (provision on the AWS emulator from the DigitalOcean\n' +
+      'one, Puppet over SSH, MySQL and Redis copy and verify, DNS cutover). Each arrives with its\n' +
+      'package; see README.md.',
   );
 }
 

@@ -206,6 +206,15 @@ export function adaptToDigitalOcean(resources: DesiredResource[]): AdaptResult {
       dependsOn: [],
     }));
 
+  for (const guard of guards) {
+    notes.push({
+      severity: 'info',
+      path: guard.address,
+      capability: 'nativeSubnets',
+      message: `added: keeps the instances of subnet "${guard.name.slice(GUARD_PREFIX.length)}" private by admitting inbound traffic only from ${network?.properties.cidr}`,
+    });
+  }
+
   const adapted: DesiredResource[] = [];
   for (const resource of resources) {
     if (resource.kind === 'subnet') continue;

@@ -64,3 +64,29 @@ export function planToJSON(plan: Plan): unknown {
     })),
   };
 }
+
+/**
+ * How several providers honour the same spec, side by side: for every subnet and firewall, what
+ * each provider's plan says it will make of it (its plan notes), or that it maps it natively.
+ */
+export function renderHonouringSideBySide(plans: readonly Plan[]): string {
+  const addresses = [
+    ...new Set(
+      plans.flatMap((plan) => [
+        ...plan.actions.filter((action) => action.kind === 'subnet' || action.kind === 'firewall').map((action) => action.address),
+        ...plan.notes.map((note) => note.path).filter((path) => path.startsWith('subnet.') || path.startsWith('firewall.')),
+      ]),
+    ),
+  ].sort();
+  const lines = [`How each provider honours the spec of "${plans[0]?.environment ?? ''}"`];
+  for (const address of addresses) {
+    lines.push(`  ${address}`);
+    for (const plan of plans) {
+      const notes = plan.notes.filter((note) => note.path === address).map((note) => note.message);
+      const planned = plan.actions.some((action) => action.address === address);
+      const text = notes.length > 0 ? notes.join('; ') : planned ? 'made as written' : 'not made on this provider';
+      lines.push(`    ${plan.provider.id.padEnd(14)} ${text}`);
+    }
+  }
+  return lines.join('\n');
+}
