@@ -19,6 +19,8 @@ describeProviderConformance({
       credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
       pollIntervalMs: 20,
       waitTimeoutMs: 20_000,
+      // Pages of 5: discovery must follow NextToken through the SDK paginators.
+      pageSize: 5,
     });
     return {
       provider,

@@ -31,7 +31,7 @@ const markerName = (name: string, type: string) => (name === '@' ? `_armada-${ty
 export function dnsServices(context: DigitalOceanContext): { dns: DnsService; dnsRecordService: ResourceService<'dnsRecord'> } {
   const { client } = context;
   const records = (zone: string) =>
-    listAll<DoRecord>('listDomainRecords', (page) => client.domain.listDomainRecords({ domain_name: zone, page, per_page: 200 } as never) as never, 'domain_records');
+    listAll<DoRecord>('listDomainRecords', (page) => client.domain.listDomainRecords({ domain_name: zone, page, per_page: context.pageSize } as never) as never, 'domain_records');
   const create = (zone: string, name: string, type: string, data: string, ttl: number) =>
     digitalocean('createDomainRecord', () => client.domain.createDomainRecord({ domain_name: zone, name, type, data, ttl } as never));
   const remove = (zone: string, id: number) => digitalocean('deleteDomainRecord', () => client.domain.deleteDomainRecord({ domain_name: zone, domain_record_id: id }));
@@ -79,7 +79,7 @@ export function dnsServices(context: DigitalOceanContext): { dns: DnsService; dn
     kind: 'dnsRecord',
     replaceOn: ['zone', 'name', 'type'],
     async discover({ environment }) {
-      const domains = await listAll<{ name: string }>('listDomains', (page) => client.domain.listDomains({ page, per_page: 200 }) as never, 'domains');
+      const domains = await listAll<{ name: string }>('listDomains', (page) => client.domain.listDomains({ page, per_page: context.pageSize }) as never, 'domains');
       const observed: ObservedResource<'dnsRecord'>[] = [];
       for (const domain of domains) {
         const all = await records(domain.name);

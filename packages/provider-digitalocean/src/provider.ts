@@ -43,6 +43,8 @@ export interface DigitalOceanProviderOptions {
   /** First poll delay of the waiters (default 2000 ms) and their timeout (default 10 min). */
   pollIntervalMs?: number;
   waitTimeoutMs?: number;
+  /** Items per page of list calls (default 200, DigitalOcean's maximum). */
+  pageSize?: number;
 }
 
 interface Size {
@@ -64,10 +66,10 @@ export function createDigitalOceanProvider(options: DigitalOceanProviderOptions)
   const { region } = options;
   const token = options.token ?? process.env.DIGITALOCEAN_TOKEN;
   const client = options.client ?? createApiClient({ token: token ?? '', ...(options.endpoint ? { endpoint: options.endpoint } : {}) });
-  const context: DigitalOceanContext = { client, region, pollIntervalMs: options.pollIntervalMs ?? 2000, waitTimeoutMs: options.waitTimeoutMs ?? 600_000 };
+  const context: DigitalOceanContext = { client, region, pageSize: options.pageSize ?? 200, pollIntervalMs: options.pollIntervalMs ?? 2000, waitTimeoutMs: options.waitTimeoutMs ?? 600_000 };
   let sizes: Promise<Size[]> | undefined;
   const loadSizes = () => {
-    sizes ??= listAll<Size>('listSizes', (page) => client.size.listSizes({ page, per_page: 200 }) as never, 'sizes');
+    sizes ??= listAll<Size>('listSizes', (page) => client.size.listSizes({ page, per_page: context.pageSize }) as never, 'sizes');
     sizes.catch(() => {
       sizes = undefined;
     });
@@ -115,7 +117,7 @@ export function createDigitalOceanProvider(options: DigitalOceanProviderOptions)
         });
       }
       await digitalocean('getAccount', () => client.account.getAccount());
-      const regions = await listAll<{ slug: string; available: boolean }>('listRegions', (page) => client.region.listRegions({ page, per_page: 200 }) as never, 'regions');
+      const regions = await listAll<{ slug: string; available: boolean }>('listRegions', (page) => client.region.listRegions({ page, per_page: context.pageSize }) as never, 'regions');
       if (!regions.some((entry) => entry.slug === region && entry.available)) {
         throw new ValidationError(`Unknown DigitalOcean region "${region}".`, {
           provider: DIGITALOCEAN_PROVIDER_ID,

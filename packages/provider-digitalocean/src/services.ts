@@ -32,6 +32,8 @@ export type DotsClient = ReturnType<typeof createApiClient>;
 export interface DigitalOceanContext {
   client: DotsClient;
   region: string;
+  /** Items per page of list calls (DigitalOcean allows up to 200). */
+  pageSize: number;
   pollIntervalMs: number;
   waitTimeoutMs: number;
 }
@@ -114,7 +116,7 @@ export function networkService(context: DigitalOceanContext): ResourceService<'n
     if (!owner || owner.environment !== environment) return undefined;
     return { address: owner.address, kind: 'network', name: owner.name, id: vpc.id, properties: { cidr: vpc.ip_range }, outputs: { vpcId: vpc.id, cidr: vpc.ip_range, region: vpc.region } };
   };
-  const list = () => listAll<Vpc>('listVpcs', (page) => client.vpc.listVpcs({ page, per_page: 200 }) as never, 'vpcs');
+  const list = () => listAll<Vpc>('listVpcs', (page) => client.vpc.listVpcs({ page, per_page: context.pageSize }) as never, 'vpcs');
   return {
     kind: 'network',
     replaceOn: ['cidr'],
@@ -153,7 +155,7 @@ export function keyPairService(context: DigitalOceanContext): ResourceService<'k
     if (!owner || owner.environment !== environment) return undefined;
     return { address: owner.address, kind: 'keyPair', name: owner.name, id: String(key.id), properties: { publicKey: key.public_key }, outputs: { keyId: key.id, fingerprint: key.fingerprint } };
   };
-  const list = () => listAll<Key>('listSshKeys', (page) => client.sshKey.listSshKeys({ page, per_page: 200 }) as never, 'ssh_keys');
+  const list = () => listAll<Key>('listSshKeys', (page) => client.sshKey.listSshKeys({ page, per_page: context.pageSize }) as never, 'ssh_keys');
   return {
     kind: 'keyPair',
     replaceOn: ['publicKey'],
@@ -258,7 +260,7 @@ export function firewallService(context: DigitalOceanContext): ResourceService<'
     const named = [targetTag, ...[...inbound.map((rule) => rule.sources), ...outbound.map((rule) => rule.destinations)].flatMap((peer) => peer?.tags ?? [])];
     return { request: { name: firewallCloudName(environment, name), inbound_rules: inbound, outbound_rules: outbound, tags: [targetTag], droplet_ids: [] }, tags: named };
   };
-  const list = () => listAll<Firewall>('listFirewalls', (page) => client.firewall.listFirewalls({ page, per_page: 200 }) as never, 'firewalls');
+  const list = () => listAll<Firewall>('listFirewalls', (page) => client.firewall.listFirewalls({ page, per_page: context.pageSize }) as never, 'firewalls');
   return {
     kind: 'firewall',
     replaceOn: [],
@@ -359,7 +361,7 @@ export function instanceService(context: DigitalOceanContext): ResourceService<'
     kind: 'instance',
     replaceOn: ['keyPair', 'size', 'image', 'userData'],
     async discover({ environment }) {
-      const droplets = await listAll<Droplet>('listDroplets', (page) => client.droplet.listDroplets({ page, per_page: 200, tag_name: tag('armada:env', environment) }) as never, 'droplets');
+      const droplets = await listAll<Droplet>('listDroplets', (page) => client.droplet.listDroplets({ page, per_page: context.pageSize, tag_name: tag('armada:env', environment) }) as never, 'droplets');
       return droplets.flatMap((droplet) => observedDroplet(droplet, environment) ?? []);
     },
     async create(resource, apply: ApplyContext) {
@@ -369,7 +371,7 @@ export function instanceService(context: DigitalOceanContext): ResourceService<'
       // earlier attempt made (its tags name its address), so a lost response never makes two.
       const existing = await listAll<Droplet>(
         'listDroplets',
-        (page) => client.droplet.listDroplets({ page, per_page: 200, tag_name: tag('armada:res', resource.address) }) as never,
+        (page) => client.droplet.listDroplets({ page, per_page: context.pageSize, tag_name: tag('armada:res', resource.address) }) as never,
         'droplets',
       ).then((droplets) => droplets.find((droplet) => droplet.tags.includes(tag('armada:env', apply.environment))));
       let id = existing?.id;

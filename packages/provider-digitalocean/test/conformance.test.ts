@@ -14,7 +14,8 @@ describeProviderConformance({
   async setup() {
     emulator = await startDigitalOceanEmulator({ bootMs: 60, retryAfterSeconds: 0 });
     emulator.createDomain('conformance.test');
-    const provider = createDigitalOceanProvider({ region: 'nyc3', token: 'test-token', endpoint: `${emulator.endpoint}/v2`, pollIntervalMs: 20, waitTimeoutMs: 20_000 });
+    const provider = createDigitalOceanProvider({ region: 'nyc3', token: 'test-token', endpoint: `${emulator.endpoint}/v2`, pollIntervalMs: 20, waitTimeoutMs: 20_000, pageSize: 2 });
+    // Pages of 2: discovery must follow links.pages.next.
     return {
       provider,
       faults: emulator.faults,
