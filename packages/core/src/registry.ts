@@ -58,6 +58,21 @@ export function definePlugin(plugin: ArmadaPlugin): ArmadaPlugin {
   return plugin;
 }
 
+/**
+ * A plugin that offers one provider: what every provider package would otherwise write out.
+ * `create` gets the region and the spec's provider block (`provider: { id, region, <id>: {...} }`).
+ */
+export function providerPlugin(definition: { pluginId: string; providerId: string; create(options: ProviderCreateOptions): ProviderV1 }): ArmadaPlugin {
+  return definePlugin({
+    specificationVersion: 'v1',
+    id: definition.pluginId,
+    register(container) {
+      const registration: ProviderRegistration = { id: definition.providerId, create: definition.create };
+      container.register(ArmadaTokens.Provider, { useValue: registration });
+    },
+  });
+}
+
 interface Entry<Registration> {
   registration: Registration;
   pluginId: string;

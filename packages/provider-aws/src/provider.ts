@@ -12,16 +12,14 @@ import {
 } from '@aws-sdk/client-ec2';
 import { Route53Client } from '@aws-sdk/client-route-53';
 import {
-  ArmadaTokens,
   NAMED_SIZES,
   ValidationError,
-  definePlugin,
+  providerPlugin,
   type AdaptResult,
   type ArmadaPlugin,
   type DesiredResource,
   type InstanceTypeRequest,
   type PlanNote,
-  type ProviderRegistration,
   type ProviderV1,
   type ResolvedInstanceType,
   type ValidationIssue,
@@ -244,15 +242,9 @@ export function createAwsProvider(options: AwsProviderOptions): ProviderV1 {
 
 /** The plugin: registers provider id `aws`. Options given here apply to every region resolved. */
 export function awsProviderPlugin(options: Omit<AwsProviderOptions, 'region'> = {}): ArmadaPlugin {
-  return definePlugin({
-    specificationVersion: 'v1',
-    id: '@armada/provider-aws',
-    register(container) {
-      const registration: ProviderRegistration = {
-        id: AWS_PROVIDER_ID,
-        create: ({ region, options: specOptions }) => createAwsProvider({ ...options, ...(specOptions as Partial<AwsProviderOptions>), region }),
-      };
-      container.register(ArmadaTokens.Provider, { useValue: registration });
-    },
+  return providerPlugin({
+    pluginId: '@armada/provider-aws',
+    providerId: AWS_PROVIDER_ID,
+    create: ({ region, options: specOptions }) => createAwsProvider({ ...options, ...(specOptions as Partial<AwsProviderOptions>), region }),
   });
 }

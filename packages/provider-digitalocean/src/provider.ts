@@ -10,19 +10,17 @@
  */
 import { createApiClient } from 'dots-wrapper';
 import {
-  ArmadaTokens,
   NAMED_SIZES,
   NotFoundError,
   ValidationError,
   cidrContains,
-  definePlugin,
+  providerPlugin,
   parseCidr,
   type AdaptResult,
   type ArmadaPlugin,
   type DesiredResource,
   type InstanceTypeRequest,
   type PlanNote,
-  type ProviderRegistration,
   type ProviderV1,
   type ResolvedInstanceType,
   type ResourceAddress,
@@ -256,15 +254,9 @@ export function adaptToDigitalOcean(resources: DesiredResource[]): AdaptResult {
 
 /** The plugin: registers provider id `digitalocean`. */
 export function digitalOceanProviderPlugin(options: Omit<DigitalOceanProviderOptions, 'region'> = {}): ArmadaPlugin {
-  return definePlugin({
-    specificationVersion: 'v1',
-    id: '@armada/provider-digitalocean',
-    register(container) {
-      const registration: ProviderRegistration = {
-        id: DIGITALOCEAN_PROVIDER_ID,
-        create: ({ region, options: specOptions }) => createDigitalOceanProvider({ ...options, ...(specOptions as Partial<DigitalOceanProviderOptions>), region }),
-      };
-      container.register(ArmadaTokens.Provider, { useValue: registration });
-    },
+  return providerPlugin({
+    pluginId: '@armada/provider-digitalocean',
+    providerId: DIGITALOCEAN_PROVIDER_ID,
+    create: ({ region, options: specOptions }) => createDigitalOceanProvider({ ...options, ...(specOptions as Partial<DigitalOceanProviderOptions>), region }),
   });
 }

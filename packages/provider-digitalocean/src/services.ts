@@ -188,7 +188,7 @@ export function keyPairService(context: DigitalOceanContext): ResourceService<'k
 }
 
 /** Portable rules to DigitalOcean's, which have no "all" protocol and no descriptions. */
-function toDoRules(rules: FirewallRule[], environment: string, direction: 'sources' | 'destinations'): DoRule[] {
+function toCloudRules(rules: FirewallRule[], environment: string, direction: 'sources' | 'destinations'): DoRule[] {
   const peerOf = (peer: RulePeer): DoPeer =>
     'cidr' in peer ? { addresses: [peer.cidr] } : 'firewall' in peer ? { tags: [tag('armada:fw', environment, peer.firewall)] } : { tags: [tag('armada:subnet', environment, peer.subnet)] };
   return rules.flatMap((rule) => {
@@ -199,7 +199,7 @@ function toDoRules(rules: FirewallRule[], environment: string, direction: 'sourc
 }
 
 /** DigitalOcean's rules back to portable ones; tcp + udp + icmp to one peer on all ports is "all". */
-function fromDoRules(rules: DoRule[], direction: 'sources' | 'destinations'): FirewallRule[] {
+function fromCloudRules(rules: DoRule[], direction: 'sources' | 'destinations'): FirewallRule[] {
   const single: FirewallRule[] = [];
   for (const rule of rules) {
     const peers: RulePeer[] = [];
@@ -249,13 +249,13 @@ export function firewallService(context: DigitalOceanContext): ResourceService<'
       name: owner.name,
       id: firewall.id,
       // DigitalOcean firewalls belong to no VPC and keep no description (see adapt).
-      properties: { network: '', description: '', ingress: fromDoRules(firewall.inbound_rules, 'sources'), egress: fromDoRules(firewall.outbound_rules, 'destinations') },
+      properties: { network: '', description: '', ingress: fromCloudRules(firewall.inbound_rules, 'sources'), egress: fromCloudRules(firewall.outbound_rules, 'destinations') },
       outputs: { firewallId: firewall.id, targetTag: firewall.tags[0] },
     };
   };
   const body = (name: string, properties: ObservedResource<'firewall'>['properties'], environment: string) => {
-    const inbound = toDoRules(properties.ingress, environment, 'sources');
-    const outbound = toDoRules(properties.egress ?? ALLOW_ALL_OUTBOUND, environment, 'destinations');
+    const inbound = toCloudRules(properties.ingress, environment, 'sources');
+    const outbound = toCloudRules(properties.egress ?? ALLOW_ALL_OUTBOUND, environment, 'destinations');
     const targetTag = tag('armada:fw', environment, name);
     const named = [targetTag, ...[...inbound.map((rule) => rule.sources), ...outbound.map((rule) => rule.destinations)].flatMap((peer) => peer?.tags ?? [])];
     return { request: { name: firewallCloudName(environment, name), inbound_rules: inbound, outbound_rules: outbound, tags: [targetTag], droplet_ids: [] }, tags: named };

@@ -4,8 +4,8 @@
  * One server answers both: `POST /` is EC2, `/2013-04-01/...` is Route 53.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { startLoopbackServer } from '../loopback-server.js';
 import { FaultInjector, LostResponseError } from '../faults.js';
 import { AwsFault, Ec2Region, type Image } from './ec2.js';
 import { Route53State } from './route53.js';
@@ -50,14 +50,6 @@ export const EMULATED_IMAGES: readonly Image[] = [
   { imageId: 'ami-0ub24000000000000a1', name: 'ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20240701', ownerId: '099720109477', creationDate: '2024-07-01T00:00:00.000Z', architecture: 'x86_64' },
 ];
 
-function readBody(request: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    request.on('error', reject);
-  });
-}
 
 /** Access key id and region from the SigV4 credential scope. The signature itself is not checked. */
 function credentialScope(request: IncomingMessage): { accessKeyId: string; region: string } | undefined {
@@ -87,10 +79,9 @@ export async function startAwsEmulator(options: AwsEmulatorOptions = {}): Promis
     response.end(body);
   }
 
-  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  async function handle(request: IncomingMessage, body: string, response: ServerResponse): Promise<void> {
     const requestId = randomUUID();
     const url = new URL(request.url ?? '/', 'http://127.0.0.1');
-    const body = await readBody(request);
     const isRoute53 = url.pathname.startsWith('/2013-04-01/');
     const reader = new QueryReader(isRoute53 ? {} : decodeQuery(body));
     const action = isRoute53 ? `Route53:${url.pathname.split('/')[2] ?? ''}` : (reader.string('Action') ?? '');
@@ -134,14 +125,7 @@ export async function startAwsEmulator(options: AwsEmulatorOptions = {}): Promis
     }
   }
 
-  const server = createServer((request, response) => {
-    handle(request, response).catch((error: unknown) => {
-      response.writeHead(500);
-      response.end(String(error));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const server = await startLoopbackServer(handle);
   const regionOf = (region = regions[0] ?? 'us-east-1') => {
     const state = ec2.get(region);
     if (!state) throw new Error(`The emulator does not serve region ${region}`);
@@ -149,16 +133,12 @@ export async function startAwsEmulator(options: AwsEmulatorOptions = {}): Promis
   };
 
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: server.endpoint,
     faults,
     createHostedZone: (name) => route53.createHostedZone(name),
     inventory: (region) => regionOf(region).inventory(),
     instancesTagged: (tags, region) => regionOf(region).instancesTagged(tags),
     calls: (action) => (action === undefined ? [...calls.values()].reduce((sum, count) => sum + count, 0) : (calls.get(action) ?? 0)),
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      }),
+    close: () => server.close(),
   };
 }

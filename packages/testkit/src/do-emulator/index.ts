@@ -7,9 +7,9 @@
  * DigitalOcean's pattern, and new resources may be invisible for a while (eventual consistency).
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { cidrsOverlap, parseCidr } from '@armada/core';
+import { startLoopbackServer } from '../loopback-server.js';
 import { FaultInjector, LostResponseError, type PortableOperation } from '../faults.js';
 
 export interface DigitalOceanEmulatorOptions {
@@ -148,14 +148,6 @@ interface DomainRecord {
   tag: string | null;
 }
 
-function readBody(request: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    request.on('error', reject);
-  });
-}
 
 function operationOf(method: string, resource: string): PortableOperation {
   if (method === 'GET') return 'describe';
@@ -509,7 +501,7 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
     response.end(body);
   }
 
-  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  async function handle(request: IncomingMessage, text: string, response: ServerResponse): Promise<void> {
     const requestId = randomUUID();
     const url = new URL(request.url ?? '/', `http://${request.headers.host ?? '127.0.0.1'}`);
     const method = request.method ?? 'GET';
@@ -520,7 +512,6 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
     try {
       const token = /^Bearer (.+)$/.exec(String(request.headers.authorization ?? ''))?.[1];
       if (!token || (options.tokens && !options.tokens.includes(token))) throw new ApiError(401, 'unauthorized', 'Unable to authenticate you');
-      const text = await readBody(request);
       const body = (text ? JSON.parse(text) : {}) as Record<string, unknown>;
       const result = await faults.run(operationOf(method, resource), () => route(method, url, body), routeName);
       send(response, result.status, result.json, requestId);
@@ -534,17 +525,10 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
     }
   }
 
-  const server = createServer((request, response) => {
-    handle(request, response).catch((error: unknown) => {
-      response.writeHead(500);
-      response.end(String(error));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  const server = await startLoopbackServer(handle);
 
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: server.endpoint,
     faults,
     createDomain: (name) => {
       domains.set(name, [
@@ -563,10 +547,6 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
     dropletsTagged: (...wanted) =>
       [...droplets.values()].filter((droplet) => wanted.every((tag) => droplet.tags.includes(tag))).map((droplet) => ({ id: droplet.id, name: droplet.name, status: dropletStatus(droplet), tags: [...droplet.tags] })),
     calls: (routeName) => (routeName === undefined ? [...calls.values()].reduce((sum, count) => sum + count, 0) : (calls.get(routeName) ?? 0)),
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.closeAllConnections();
-        server.close((error) => (error ? reject(error) : resolve()));
-      }),
+    close: () => server.close(),
   };
 }

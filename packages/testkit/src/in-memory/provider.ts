@@ -5,13 +5,12 @@
  */
 import {
   AlreadyExistsError,
-  ArmadaTokens,
   NAMED_SIZES,
   NotFoundError,
   OWNERSHIP_TAG_ENVIRONMENT,
   OWNERSHIP_TAG_RESOURCE,
   ValidationError,
-  definePlugin,
+  providerPlugin,
   parseAddress,
   waitUntil,
   type ApplyContext,
@@ -22,7 +21,6 @@ import {
   type FirewallRule,
   type InstanceTypeRequest,
   type ObservedResource,
-  type ProviderRegistration,
   type ProviderV1,
   type ResolvedInstanceType,
   type ResourceAddress,
@@ -407,17 +405,11 @@ export function createInMemoryProvider(options: InMemoryProviderOptions): Provid
   };
 }
 
-/** The plugin: registers provider id `in-memory`, backed by the cloud you pass (or a new one). */
+/** The plugin: registers provider id `in-memory`, backed by the cloud you pass. */
 export function inMemoryProviderPlugin(options: { cloud: InMemoryCloud; pollIntervalMs?: number; waitTimeoutMs?: number }): ArmadaPlugin {
-  return definePlugin({
-    specificationVersion: 'v1',
-    id: '@armada/testkit/in-memory',
-    register(container) {
-      const registration: ProviderRegistration = {
-        id: IN_MEMORY_PROVIDER_ID,
-        create: ({ region }) => createInMemoryProvider({ ...options, region }),
-      };
-      container.register(ArmadaTokens.Provider, { useValue: registration });
-    },
+  return providerPlugin({
+    pluginId: '@armada/testkit/in-memory',
+    providerId: IN_MEMORY_PROVIDER_ID,
+    create: ({ region }) => createInMemoryProvider({ ...options, region }),
   });
 }
