@@ -18,3 +18,4 @@ export * from './execute/wait.js';
 export * from './execute/executor.js';
 export * from './apply.js';
 export * from './state.js';
+export * from './ssh/transport.js';

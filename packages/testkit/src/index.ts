@@ -3,3 +3,4 @@ export * from './in-memory/cloud.js';
 export * from './in-memory/provider.js';
 export * from './aws-emulator/index.js';
 export * from './do-emulator/index.js';
+export * from './ssh-server.js';
