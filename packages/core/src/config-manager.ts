@@ -41,15 +41,31 @@ export interface ConfigReport {
   log: string;
 }
 
+export interface BootstrapOptions {
+  /** Secret values the policies refer to, by name: uploaded to a root-only file, never into artifacts. */
+  secrets?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export interface ApplyOptions {
+  /** Which role's policies to apply on this host. */
+  role: string;
+  /** Report what would change and change nothing (Puppet --noop, Chef why-run). */
+  noop?: boolean;
+  signal?: AbortSignal;
+  onOutput?: (chunk: string) => void;
+}
+
 export interface ConfigManagerV1<Policies = unknown> {
   readonly specificationVersion: 'v1';
   /** Registry id: `puppet`, `chef`. */
   readonly id: string;
-  render(policies: Policies, values: Record<string, string>): RenderedArtifact[];
-  /** Installs the tool where missing and uploads the artifacts. Idempotent. */
-  bootstrap(channel: CommandChannel, artifacts: readonly RenderedArtifact[], options?: { signal?: AbortSignal }): Promise<void>;
-  /** Applies what was uploaded; `noop` reports what would change and changes nothing. */
-  apply(channel: CommandChannel, options?: { noop?: boolean; signal?: AbortSignal }): Promise<ConfigReport>;
+  /** The tool's own artifacts, readable and committable; `values` are the resolved provisioning outputs (`instance.output`). */
+  render(policies: Policies, values: ReadonlyMap<string, string>): RenderedArtifact[];
+  /** Installs the tool where missing and uploads the artifacts (and secrets). Idempotent. */
+  bootstrap(channel: CommandChannel, artifacts: readonly RenderedArtifact[], options?: BootstrapOptions): Promise<void>;
+  /** Applies the role's policies as uploaded and reports what changed, in the tool's words. */
+  apply(channel: CommandChannel, options: ApplyOptions): Promise<ConfigReport>;
 }
 
 export type ConfigManager<Policies = unknown> = ConfigManagerV1<Policies>;

@@ -19,3 +19,4 @@ export * from './execute/executor.js';
 export * from './apply.js';
 export * from './state.js';
 export * from './ssh/transport.js';
+export * from './server/policy.js';

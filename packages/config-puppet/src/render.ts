@@ -1,0 +1,210 @@
+/**
+ * Server policies to Puppet manifests, one per role, with Puppet's built-in resource types only
+ * (group, user, file, package, service, exec), so they apply with no module installed.
+ *
+ * Secrets never appear in a manifest: a secret is read at apply time from a fact
+ * (`$facts['armada_secret_<name>']`) that the apply command sets from a root-only file, and is
+ * wrapped in Sensitive so Puppet redacts it from logs and reports.
+ */
+import type { PolicyValue, RenderedArtifact, RolePolicy, ServerPolicies } from '@armada/core';
+
+/** Where the artifacts go on the host. */
+export const PUPPET_ROOT = '/etc/armada/puppet';
+
+/** A Puppet single-quoted string: only `\` and `'` need escaping, nothing is interpolated. */
+export function quote(text: string): string {
+  return `'${text.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+}
+
+/** A shell single-quoted word. */
+function shellWord(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+export const secretFact = (name: string) => `armada_secret_${name.toLowerCase()}`;
+
+/** A policy value as a Puppet expression: literal text, a Sensitive fact, or a resolved output. */
+function expression(value: PolicyValue, values: ReadonlyMap<string, string>): string {
+  if (typeof value === 'string') return quote(value);
+  if ('secret' in value) return `Sensitive($facts['${secretFact(value.secret)}'])`;
+  const key = `${value.output.instance}.${value.output.value}`;
+  const resolved = values.get(key);
+  if (resolved === undefined) throw new Error(`The output ${key} was not resolved before rendering.`);
+  return quote(resolved);
+}
+
+/** Text for a Puppet double-quoted string, where `\`, `"` and `$` are special. */
+const doubleQuoted = (text: string) => text.replace(/[\\"$]/g, (character) => `\\${character}`);
+/** Inside shell single quotes, a quote is written '\''. */
+const shellQuoted = (text: string) => text.replaceAll("'", "'\\''");
+
+/** A value inside NAME='...' in a double-quoted Puppet string; a secret is escaped when applied. */
+function environmentFragment(value: PolicyValue, values: ReadonlyMap<string, string>): string {
+  if (typeof value === 'string') return doubleQuoted(shellQuoted(value));
+  if ('secret' in value) return `\${regsubst($facts['${secretFact(value.secret)}'], "'", "'\\\\\\\\''", 'G')}`;
+  const resolved = values.get(`${value.output.instance}.${value.output.value}`);
+  if (resolved === undefined) throw new Error(`The output ${value.output.instance}.${value.output.value} was not resolved before rendering.`);
+  return doubleQuoted(shellQuoted(resolved));
+}
+
+function isSecret(value: PolicyValue): boolean {
+  return typeof value !== 'string' && 'secret' in value;
+}
+
+/** `{ attribute => value, ... }` aligned the way Puppet's style guide likes it. */
+function resource(type: string, title: string, attributes: Array<[string, string]>): string {
+  const width = Math.max(...attributes.map(([name]) => name.length));
+  const body = attributes.map(([name, value]) => `  ${name.padEnd(width)} => ${value},`).join('\n');
+  return `${type} { ${quote(title)}:\n${body}\n}`;
+}
+
+const list = (items: readonly string[]) => `[${items.map(quote).join(', ')}]`;
+
+/** `require => Type['a', 'b']`, or nothing when there is nothing to refer to. */
+function reference(attribute: string, type: string, titles: readonly string[]): Array<[string, string]> {
+  return titles.length === 0 ? [] : [[attribute, `${type}[${titles.map(quote).join(', ')}]`]];
+}
+
+/** The mysql client, run as root over the server's local socket. */
+const MYSQL = 'mysql --protocol=socket -u root -N -B';
+
+function mysqlResources(policy: RolePolicy): string[] {
+  const mysql = policy.mysql;
+  if (!mysql) return [];
+  const blocks: string[] = [];
+  for (const database of mysql.databases) {
+    blocks.push(
+      resource('exec', `mysql database ${database}`, [
+        ['command', quote(`${MYSQL} -e ${shellWord(`CREATE DATABASE IF NOT EXISTS \`${database}\` CHARACTER SET utf8mb4`)}`)],
+        ['unless', quote(`${MYSQL} -e ${shellWord(`SHOW DATABASES LIKE '${database}'`)} | grep -qx ${shellWord(database)}`)],
+        ['path', list(['/usr/bin', '/bin'])],
+        ['provider', quote('shell')],
+      ]),
+    );
+  }
+  for (const user of mysql.users) {
+    const account = `'${user.name}'@'${user.host}'`;
+    // The password reaches mysql through the environment of the shell, never the manifest.
+    blocks.push(
+      resource('exec', `mysql user ${user.name}@${user.host}`, [
+        // Escaped for an SQL string in the shell at apply time: backslashes and quotes doubled.
+        ['command', quote(`pw=$(printf '%s' "$ARMADA_PASSWORD" | sed -e 's/\\\\/\\\\\\\\/g' -e "s/'/''/g"); ${MYSQL} -e "CREATE USER IF NOT EXISTS ${account} IDENTIFIED BY '$pw'"`)],
+        ['unless', quote(`${MYSQL} -e ${shellWord(`SELECT 1 FROM mysql.user WHERE User='${user.name}' AND Host='${user.host}'`)} | grep -q 1`)],
+        ['environment', `["ARMADA_PASSWORD=\${facts['${secretFact(user.password.secret)}']}"]`],
+        ['path', list(['/usr/bin', '/bin'])],
+        ['provider', quote('shell')],
+        ...reference('require', 'Exec', mysql.databases.map((database) => `mysql database ${database}`)),
+      ]),
+    );
+    for (const grant of user.grants) {
+      const on = grant.database === '*' ? '*.*' : `\`${grant.database}\`.*`;
+      const privileges = grant.privileges.join(', ');
+      blocks.push(
+        resource('exec', `mysql grant ${privileges} on ${grant.database} to ${user.name}@${user.host}`, [
+          ['command', quote(`${MYSQL} -e ${shellWord(`GRANT ${privileges} ON ${on} TO ${account}`)}`)],
+          ['unless', quote(`${MYSQL} -e ${shellWord(`SHOW GRANTS FOR ${account}`)} | grep -qF ${shellWord(`ON ${on} TO`)}`)],
+          ['path', list(['/usr/bin', '/bin'])],
+          ['provider', quote('shell')],
+          ['require', `Exec[${quote(`mysql user ${user.name}@${user.host}`)}]`],
+        ]),
+      );
+    }
+  }
+  return blocks;
+}
+
+export function renderRole(role: string, policy: RolePolicy, values: ReadonlyMap<string, string>): string {
+  const blocks: string[] = [
+    `# Rendered by Armada for role "${role}". Edit the server policies and render again rather than this file.`,
+    '# Built-in resource types only: applies with `puppet apply` and no module.',
+  ];
+  for (const group of policy.groups) blocks.push(resource('group', group, [['ensure', quote('present')]]));
+  for (const user of policy.users) {
+    const home = `/home/${user.name}`;
+    blocks.push(
+      resource('user', user.name, [
+        ['ensure', quote('present')],
+        ['managehome', 'true'],
+        ['home', quote(home)],
+        ['shell', quote(user.shell)],
+        ['groups', list(user.groups)],
+        ...reference('require', 'Group', user.groups.filter((group) => policy.groups.includes(group))),
+      ]),
+    );
+    if (user.sshKeys.length > 0) {
+      blocks.push(
+        resource('file', `${home}/.ssh`, [
+          ['ensure', quote('directory')],
+          ['owner', quote(user.name)],
+          ['group', quote(user.name)],
+          ['mode', quote('0700')],
+          ['require', `User[${quote(user.name)}]`],
+        ]),
+        resource('file', `${home}/.ssh/authorized_keys`, [
+          ['ensure', quote('file')],
+          ['owner', quote(user.name)],
+          ['group', quote(user.name)],
+          ['mode', quote('0600')],
+          ['content', quote(`${user.sshKeys.join('\n')}\n`)],
+        ]),
+      );
+    }
+  }
+  if (policy.packages.length > 0) blocks.push(resource('package', 'armada packages', [['name', list(policy.packages)], ['ensure', quote('installed')]]));
+  for (const file of policy.files) {
+    blocks.push(
+      resource('file', file.path, [
+        ['ensure', quote('file')],
+        ['owner', quote(file.owner)],
+        ['group', quote(file.group)],
+        ['mode', quote(file.mode.padStart(4, '0'))],
+        ['content', expression(file.content, values)],
+      ]),
+    );
+  }
+  const variables = Object.entries(policy.environment);
+  if (variables.length > 0) {
+    const secret = variables.some(([, value]) => isSecret(value));
+    // NAME='value' lines: sourced by sh (profile.d) and read by systemd (EnvironmentFile).
+    const lines = variables.map(([name, value]) => `${name}='${environmentFragment(value, values)}'\\n`).join('');
+    blocks.push(
+      resource('file', '/etc/armada', [['ensure', quote('directory')], ['mode', quote('0755')]]),
+      resource('file', '/etc/armada/environment', [
+        ['ensure', quote('file')],
+        ['mode', quote(secret ? '0600' : '0644')],
+        ['content', secret ? `Sensitive("${lines}")` : `"${lines}"`],
+        ['require', `File[${quote('/etc/armada')}]`],
+      ]),
+      resource('file', '/etc/profile.d/armada.sh', [
+        ['ensure', quote('file')],
+        ['mode', quote('0644')],
+        ['content', quote('# Armada: the environment of this host, for login shells.\nset -a; [ -r /etc/armada/environment ] && . /etc/armada/environment; set +a\n')],
+      ]),
+    );
+  }
+  for (const service of policy.services) {
+    const custom = service.start !== undefined;
+    blocks.push(
+      resource('service', service.name, [
+        ['ensure', quote(service.ensure)],
+        ...(custom
+          ? ([
+              // No init system entry: Puppet's base provider runs these commands.
+              ['provider', quote('base')],
+              ['start', quote(service.start as string)],
+              ...(service.status ? ([['status', quote(service.status)]] as Array<[string, string]>) : []),
+              ...(service.stop ? ([['stop', quote(service.stop)]] as Array<[string, string]>) : []),
+            ] as Array<[string, string]>)
+          : ([['enable', String(service.enable)]] as Array<[string, string]>)),
+        ...(policy.packages.length > 0 ? ([['require', `Package[${quote('armada packages')}]`]] as Array<[string, string]>) : []),
+      ]),
+    );
+  }
+  blocks.push(...mysqlResources(policy));
+  return `${blocks.join('\n\n')}\n`;
+}
+
+/** Every role's manifest, plus the directory for the environment file. */
+export function renderPuppet(policies: ServerPolicies, values: ReadonlyMap<string, string>): RenderedArtifact[] {
+  return Object.entries(policies.roles).map(([role, policy]) => ({ path: `manifests/${role}.pp`, content: renderRole(role, policy, values) }));
+}

@@ -1,0 +1,136 @@
+/**
+ * Server policies: what runs on each server, described once, neutral of provider and of config
+ * tool. Policies are grouped by role (the `role` of the spec's instances). Values may be plain
+ * text, a secret (resolved at apply time, never written into artifacts, plans or logs), or an
+ * output of provisioning (an instance's private address, say), resolved after apply.
+ */
+import { z } from 'zod';
+import { ValidationError, type ValidationIssue } from '../errors.js';
+import type { ObservedResource } from '../resources.js';
+import { formatPath } from '../spec/load.js';
+
+const unixName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'must be a Unix name: lower-case letters, digits, "_" and "-", at most 32' });
+
+/** A value: text, `{ secret: NAME }`, or `{ output: { instance, value } }`. */
+export const valueSchema = z.union(
+  [
+    z.string(),
+    z.strictObject({ secret: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'secret names are letters, digits and "_"' }) }),
+    z.strictObject({ output: z.strictObject({ instance: z.string().min(1), value: z.string().min(1) }) }),
+  ],
+  { error: 'must be text, { secret: NAME } or { output: { instance, value } }' },
+);
+export type PolicyValue = z.infer<typeof valueSchema>;
+
+export const systemUserSchema = z.strictObject({
+  name: unixName,
+  groups: z.array(unixName).default([]),
+  shell: z.string().startsWith('/').default('/bin/bash'),
+  sshKeys: z.array(z.string().regex(/^(ssh-(rsa|ed25519)|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$/, { error: 'must be an OpenSSH public key' })).default([]),
+});
+
+export const fileSchema = z.strictObject({
+  path: z.string().startsWith('/', { error: 'must be an absolute path' }),
+  content: valueSchema,
+  owner: unixName.default('root'),
+  group: unixName.default('root'),
+  mode: z.string().regex(/^0?[0-7]{3,4}$/, { error: 'must be an octal mode such as "0644"' }).default('0644'),
+});
+
+export const serviceSchema = z.strictObject({
+  name: z.string().min(1),
+  ensure: z.enum(['running', 'stopped']).default('running'),
+  enable: z.boolean().default(true),
+  /** For services without an init system entry: how to start it and check it is running. */
+  start: z.string().min(1).optional(),
+  status: z.string().min(1).optional(),
+  stop: z.string().min(1).optional(),
+});
+
+export const mysqlSchema = z.strictObject({
+  role: z.enum(['primary', 'replica', 'standalone']).default('standalone'),
+  /** For a replica: the primary's address. */
+  source: valueSchema.optional(),
+  databases: z.array(z.string().regex(/^[A-Za-z0-9_]{1,64}$/)).default([]),
+  users: z
+    .array(
+      z.strictObject({
+        name: z.string().regex(/^[A-Za-z0-9_]{1,32}$/),
+        /** MySQL host pattern: `%`, `10.0.%`, `localhost`. */
+        host: z.string().regex(/^[A-Za-z0-9.%_-]+$/).default('%'),
+        password: z.strictObject({ secret: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/) }, { error: 'passwords are secret references: { secret: NAME }' }),
+        grants: z
+          .array(z.strictObject({ database: z.string().regex(/^([A-Za-z0-9_]{1,64}|\*)$/), privileges: z.array(z.string().regex(/^[A-Z ]+$/)).min(1) }))
+          .default([]),
+      }),
+    )
+    .default([]),
+});
+
+export const rolePolicySchema = z.strictObject({
+  groups: z.array(unixName).default([]),
+  users: z.array(systemUserSchema).default([]),
+  packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/)).default([]),
+  files: z.array(fileSchema).default([]),
+  /** Written to /etc/environment style files, for every login and service of the host. */
+  environment: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), valueSchema).default({}),
+  services: z.array(serviceSchema).default([]),
+  mysql: mysqlSchema.optional(),
+});
+
+export const serverPoliciesSchema = z.strictObject({
+  /** Policies by role: instances of the spec with this `role` get them. */
+  roles: z.record(z.string().min(1), rolePolicySchema),
+});
+
+export type ServerPolicies = z.infer<typeof serverPoliciesSchema>;
+export type ServerPoliciesInput = z.input<typeof serverPoliciesSchema>;
+export type RolePolicy = z.infer<typeof rolePolicySchema>;
+
+export function parseServerPolicies(input: unknown): ServerPolicies {
+  const parsed = serverPoliciesSchema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  throw new ValidationError(`The server policies have ${parsed.error.issues.length} problem(s):`, {
+    issues: parsed.error.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message })),
+  });
+}
+
+/** Where secret values come from at apply time. Default: environment variables of the same name. */
+export type SecretResolver = (name: string) => string | undefined;
+export const environmentSecrets: SecretResolver = (name) => process.env[name];
+
+/** Output references, resolved against what provisioning made (instance outputs by instance name). */
+export function resolveOutputs(policies: ServerPolicies, instances: readonly ObservedResource[]): { values: Map<string, string>; issues: ValidationIssue[] } {
+  const values = new Map<string, string>();
+  const issues: ValidationIssue[] = [];
+  const byName = new Map(instances.filter((resource) => resource.kind === 'instance').map((resource) => [resource.name, resource]));
+  const visit = (value: PolicyValue | undefined, path: string) => {
+    if (value === undefined || typeof value === 'string' || !('output' in value)) return;
+    const { instance, value: key } = value.output;
+    const found = byName.get(instance);
+    const resolved = found?.outputs[key];
+    if (!found) issues.push({ path, message: `refers to instance "${instance}", which provisioning did not make`, fix: `use one of: ${[...byName.keys()].join(', ') || '(no instances)'}` });
+    else if (resolved === undefined) issues.push({ path, message: `instance "${instance}" has no output "${key}"`, fix: `use one of: ${Object.keys(found.outputs).join(', ')}` });
+    else values.set(`${instance}.${key}`, String(resolved));
+  };
+  for (const [role, policy] of Object.entries(policies.roles)) {
+    for (const [name, value] of Object.entries(policy.environment)) visit(value, `roles.${role}.environment.${name}`);
+    policy.files.forEach((file, index) => {
+      visit(file.content, `roles.${role}.files[${index}].content`);
+    });
+    visit(policy.mysql?.source, `roles.${role}.mysql.source`);
+  }
+  return { values, issues };
+}
+
+/** Every secret name the policies of a role use. */
+export function secretsOf(policy: RolePolicy): string[] {
+  const names = new Set<string>();
+  const visit = (value: PolicyValue | undefined) => {
+    if (value !== undefined && typeof value !== 'string' && 'secret' in value) names.add(value.secret);
+  };
+  for (const value of Object.values(policy.environment)) visit(value);
+  for (const file of policy.files) visit(file.content);
+  for (const user of policy.mysql?.users ?? []) names.add(user.password.secret);
+  return [...names].sort();
+}
