@@ -6,7 +6,7 @@
  * (`$facts['armada_secret_<name>']`) that the apply command sets from a root-only file, and is
  * wrapped in Sensitive so Puppet redacts it from logs and reports.
  */
-import type { PolicyValue, RenderedArtifact, RolePolicy, ServerPolicies } from '@armada/core';
+import { resolveRuntime, type AptRepository, type PolicyValue, type RenderedArtifact, type RolePolicy, type ServerPolicies } from '@armada/core';
 
 /** Where the artifacts go on the host. */
 export const PUPPET_ROOT = '/etc/armada/puppet';
@@ -113,7 +113,117 @@ function mysqlResources(policy: RolePolicy): string[] {
   return blocks;
 }
 
-export function renderRole(role: string, policy: RolePolicy, values: ReadonlyMap<string, string>): string {
+/** Apt sources and packages of the role's language runtimes (resolved for the servers' OS). */
+function runtimeResources(policy: RolePolicy, os: string, role: string): string[] {
+  const blocks: string[] = [];
+  const repositories = new Map<string, AptRepository & { codename: string }>();
+  const packages: string[] = [];
+  policy.runtimes.forEach((runtime, index) => {
+    const resolved = resolveRuntime(runtime, os, `roles.${role}.runtimes[${index}]`);
+    packages.push(...resolved.packages);
+    if (resolved.repository) repositories.set(resolved.repository.name, resolved.repository);
+  });
+  for (const repository of repositories.values()) {
+    const key = `/etc/apt/keyrings/${repository.name}.asc`;
+    blocks.push(
+      resource('exec', `apt key ${repository.name}`, [
+        ['command', quote(`install -d -m 0755 /etc/apt/keyrings && curl -fsSL ${shellWord(repository.keyUrl)} -o ${key}`)],
+        ['creates', quote(key)],
+        ['path', list(['/usr/bin', '/bin'])],
+        ['provider', quote('shell')],
+      ]),
+      resource('file', `/etc/apt/sources.list.d/armada-${repository.name}.list`, [
+        ['ensure', quote('file')],
+        ['content', quote(`${repository.source.replace('$codename', repository.codename)}\n`)],
+        ['require', `Exec[${quote(`apt key ${repository.name}`)}]`],
+        ['notify', `Exec[${quote('apt-get update for armada')}]`],
+      ]),
+    );
+  }
+  if (repositories.size > 0) {
+    blocks.push(resource('exec', 'apt-get update for armada', [['command', quote('apt-get update -qq')], ['refreshonly', 'true'], ['path', list(['/usr/bin', '/bin'])]]));
+  }
+  if (packages.length > 0) {
+    blocks.push(
+      resource('package', 'armada runtimes', [
+        ['name', list(packages)],
+        ['ensure', quote('installed')],
+        ...reference('require', 'Exec', repositories.size > 0 ? ['apt-get update for armada'] : []),
+      ]),
+    );
+  }
+  return blocks;
+}
+
+function nginxResources(policy: RolePolicy): string[] {
+  if (!policy.nginx) return [];
+  const blocks = [resource('package', 'nginx', [['ensure', quote('installed')]])];
+  for (const site of policy.nginx.sites) {
+    const php = site.php
+      ? `\n    location ~ \\.php$ {\n        include snippets/fastcgi-php.conf;\n        fastcgi_pass unix:/run/php/php${site.php}-fpm.sock;\n    }`
+      : '';
+    const config = `server {\n    listen ${site.listen};\n    server_name ${site.serverNames.join(' ')};\n    root ${site.root};\n    index index.html index.php;${php}\n}\n`;
+    blocks.push(
+      resource('file', `/etc/nginx/sites-available/${site.name}`, [['ensure', quote('file')], ['content', `"${config}"`], ['require', `Package[${quote('nginx')}]`], ['notify', `Service[${quote('nginx')}]`]]),
+      resource('file', `/etc/nginx/sites-enabled/${site.name}`, [['ensure', quote('link')], ['target', quote(`/etc/nginx/sites-available/${site.name}`)], ['notify', `Service[${quote('nginx')}]`]]),
+    );
+  }
+  blocks.push(resource('service', 'nginx', [['ensure', quote('running')], ['enable', 'true'], ['require', `Package[${quote('nginx')}]`]]));
+  return blocks;
+}
+
+function appResources(policy: RolePolicy): string[] {
+  const blocks: string[] = [];
+  if (policy.apps.length > 0) blocks.push(resource('package', 'git', [['ensure', quote('installed')]]));
+  for (const app of policy.apps) {
+    const at = shellWord(app.path);
+    blocks.push(
+      resource('exec', `deploy ${app.name}: clone`, [
+        ['command', quote(`git clone --quiet ${shellWord(app.repository)} ${at}`)],
+        ['creates', quote(`${app.path}/.git`)],
+        ['user', quote(app.owner)],
+        ['path', list(['/usr/bin', '/bin'])],
+        ['require', `Package[${quote('git')}]`],
+      ]),
+      resource('exec', `deploy ${app.name}: checkout ${app.ref}`, [
+        ['command', quote(`git -C ${at} fetch --quiet --all --tags && git -C ${at} checkout --quiet --detach ${shellWord(app.ref)} 2>/dev/null || git -C ${at} checkout --quiet --detach ${shellWord(`origin/${app.ref}`)}`)],
+        ['unless', quote(`test "$(git -C ${at} rev-parse HEAD)" = "$(git -C ${at} rev-parse --verify --quiet ${shellWord(`origin/${app.ref}`)} || git -C ${at} rev-parse --verify --quiet ${shellWord(`${app.ref}^{commit}`)})"`)],
+        ['user', quote(app.owner)],
+        ['path', list(['/usr/bin', '/bin'])],
+        ['provider', quote('shell')],
+        ['require', `Exec[${quote(`deploy ${app.name}: clone`)}]`],
+      ]),
+    );
+  }
+  return blocks;
+}
+
+/** Primary and replica settings, and the replica's link to its primary (MariaDB GTID). */
+function replicationResources(policy: RolePolicy, values: ReadonlyMap<string, string>): string[] {
+  const mysql = policy.mysql;
+  if (!mysql || mysql.role === 'standalone') return [];
+  const settings = [`[mysqld]`, `server-id = ${mysql.serverId}`, 'log_bin = mysql-bin', 'binlog_format = ROW', 'bind-address = 0.0.0.0', ...(mysql.role === 'replica' ? ['read_only = 1', 'relay_log = relay-bin'] : [])];
+  const blocks = [
+    resource('file', '/etc/mysql/mariadb.conf.d/90-armada-replication.cnf', [['ensure', quote('file')], ['content', quote(`${settings.join('\n')}\n`)], ['notify', `Exec[${quote('restart mysql for armada')}]`]]),
+    resource('exec', 'restart mysql for armada', [['command', quote('service mariadb restart || service mysql restart')], ['refreshonly', 'true'], ['path', list(['/usr/sbin', '/usr/bin', '/sbin', '/bin'])], ['provider', quote('shell')]]),
+  ];
+  if (mysql.role === 'replica' && mysql.source && mysql.replicationUser) {
+    const source = typeof mysql.source === 'string' ? mysql.source : 'output' in mysql.source ? (values.get(`${mysql.source.output.instance}.${mysql.source.output.value}`) ?? '') : '';
+    blocks.push(
+      resource('exec', 'mysql replica of its primary', [
+        ['command', quote(`pw=$(printf '%s' "$ARMADA_PASSWORD" | sed -e 's/\\\\/\\\\\\\\/g' -e "s/'/''/g"); ${MYSQL} -e "CHANGE MASTER TO MASTER_HOST='${source}', MASTER_USER='${mysql.replicationUser.name}', MASTER_PASSWORD='$pw', MASTER_USE_GTID=slave_pos; START SLAVE"`)],
+        ['unless', quote(`${MYSQL} -e 'SHOW SLAVE STATUS' | grep -q .`)],
+        ['environment', `["ARMADA_PASSWORD=\${facts['${secretFact(mysql.replicationUser.password.secret)}']}"]`],
+        ['path', list(['/usr/bin', '/bin'])],
+        ['provider', quote('shell')],
+        ['require', `Exec[${quote('restart mysql for armada')}]`],
+      ]),
+    );
+  }
+  return blocks;
+}
+
+export function renderRole(role: string, policy: RolePolicy, values: ReadonlyMap<string, string>, os = 'debian-12'): string {
   const blocks: string[] = [
     `# Rendered by Armada for role "${role}". Edit the server policies and render again rather than this file.`,
     '# Built-in resource types only: applies with `puppet apply` and no module.',
@@ -200,11 +310,11 @@ export function renderRole(role: string, policy: RolePolicy, values: ReadonlyMap
       ]),
     );
   }
-  blocks.push(...mysqlResources(policy));
+  blocks.push(...runtimeResources(policy, os, role), ...nginxResources(policy), ...appResources(policy), ...replicationResources(policy, values), ...mysqlResources(policy));
   return `${blocks.join('\n\n')}\n`;
 }
 
 /** Every role's manifest, plus the directory for the environment file. */
 export function renderPuppet(policies: ServerPolicies, values: ReadonlyMap<string, string>): RenderedArtifact[] {
-  return Object.entries(policies.roles).map(([role, policy]) => ({ path: `manifests/${role}.pp`, content: renderRole(role, policy, values) }));
+  return Object.entries(policies.roles).map(([role, policy]) => ({ path: `manifests/${role}.pp`, content: renderRole(role, policy, values, policies.os) }));
 }

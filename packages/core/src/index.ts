@@ -20,3 +20,4 @@ export * from './apply.js';
 export * from './state.js';
 export * from './ssh/transport.js';
 export * from './server/policy.js';
+export * from './server/runtimes.js';

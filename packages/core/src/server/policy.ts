@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ValidationError, type ValidationIssue } from '../errors.js';
 import type { ObservedResource } from '../resources.js';
 import { formatPath } from '../spec/load.js';
+import { resolveRuntime } from './runtimes.js';
 
 const unixName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'must be a Unix name: lower-case letters, digits, "_" and "-", at most 32' });
 
@@ -49,8 +50,11 @@ export const serviceSchema = z.strictObject({
 
 export const mysqlSchema = z.strictObject({
   role: z.enum(['primary', 'replica', 'standalone']).default('standalone'),
-  /** For a replica: the primary's address. */
+  /** Unique per server in a replication topology. */
+  serverId: z.number().int().min(1).max(4294967295).default(1),
+  /** For a replica: the primary's address, and the replication account (a user of the primary). */
   source: valueSchema.optional(),
+  replicationUser: z.strictObject({ name: z.string().regex(/^[A-Za-z0-9_]{1,32}$/), password: z.strictObject({ secret: z.string() }) }).optional(),
   databases: z.array(z.string().regex(/^[A-Za-z0-9_]{1,64}$/)).default([]),
   users: z
     .array(
@@ -67,6 +71,32 @@ export const mysqlSchema = z.strictObject({
     .default([]),
 });
 
+export const runtimeSchema = z.strictObject({
+  language: z.enum(['java', 'php']),
+  version: z.string().regex(/^\d+(\.\d+)?$/, { error: 'a version such as "8", "17" or "5.6"' }),
+  modules: z.array(z.string().regex(/^[a-z0-9-]+$/)).default([]),
+  /** A third-party repository for versions the distribution no longer ships: `adoptium`, `sury`. */
+  repository: z.string().optional(),
+});
+
+export const nginxSiteSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9.-]*$/),
+  serverNames: z.array(z.string().min(1)).min(1),
+  root: z.string().startsWith('/'),
+  listen: z.number().int().min(1).max(65535).default(80),
+  /** Send PHP requests to the PHP-FPM of this version. */
+  php: z.string().regex(/^\d+\.\d+$/).optional(),
+});
+
+export const appSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/),
+  repository: z.string().min(1),
+  /** Branch, tag or commit. */
+  ref: z.string().min(1).default('main'),
+  path: z.string().startsWith('/'),
+  owner: unixName,
+});
+
 export const rolePolicySchema = z.strictObject({
   groups: z.array(unixName).default([]),
   users: z.array(systemUserSchema).default([]),
@@ -76,11 +106,18 @@ export const rolePolicySchema = z.strictObject({
   environment: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), valueSchema).default({}),
   services: z.array(serviceSchema).default([]),
   mysql: mysqlSchema.optional(),
+  runtimes: z.array(runtimeSchema).default([]),
+  nginx: z.strictObject({ sites: z.array(nginxSiteSchema).min(1) }).optional(),
+  apps: z.array(appSchema).default([]),
 });
 
 export const serverPoliciesSchema = z.strictObject({
+  /** The operating system of the servers, for package names: `debian-12`, `ubuntu-22.04`. */
+  os: z.string().default('debian-12'),
   /** Policies by role: instances of the spec with this `role` get them. */
   roles: z.record(z.string().min(1), rolePolicySchema),
+  /** Per instance, a role other than the spec's (the replica among two `data` instances). */
+  assign: z.record(z.string().min(1), z.string().min(1)).default({}),
 });
 
 export type ServerPolicies = z.infer<typeof serverPoliciesSchema>;
@@ -89,7 +126,11 @@ export type RolePolicy = z.infer<typeof rolePolicySchema>;
 
 export function parseServerPolicies(input: unknown): ServerPolicies {
   const parsed = serverPoliciesSchema.safeParse(input);
-  if (parsed.success) return parsed.data;
+  if (parsed.success) {
+    const issues = checkServerPolicies(parsed.data);
+    if (issues.length === 0) return parsed.data;
+    throw new ValidationError(`The server policies have ${issues.length} problem(s):`, { issues });
+  }
   throw new ValidationError(`The server policies have ${parsed.error.issues.length} problem(s):`, {
     issues: parsed.error.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message })),
   });
@@ -132,5 +173,39 @@ export function secretsOf(policy: RolePolicy): string[] {
   for (const value of Object.values(policy.environment)) visit(value);
   for (const file of policy.files) visit(file.content);
   for (const user of policy.mysql?.users ?? []) names.add(user.password.secret);
+  if (policy.mysql?.replicationUser) names.add(policy.mysql.replicationUser.password.secret);
   return [...names].sort();
+}
+
+/** Policy checks that need the whole document: replicas name their source, sites their PHP, runtimes resolve. */
+export function checkServerPolicies(policies: ServerPolicies): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  for (const [instance, role] of Object.entries(policies.assign)) {
+    if (!(role in policies.roles)) issues.push({ path: `assign.${instance}`, message: `assigns role "${role}", which has no policies`, fix: `use one of: ${Object.keys(policies.roles).join(', ')}` });
+  }
+  for (const [role, policy] of Object.entries(policies.roles)) {
+    const path = `roles.${role}`;
+    if (policy.mysql?.role === 'replica' && (!policy.mysql.source || !policy.mysql.replicationUser)) {
+      issues.push({ path: `${path}.mysql`, message: 'a replica needs its source and a replicationUser', fix: 'add source: { output: { instance: <primary>, value: privateIp } } and replicationUser' });
+    }
+    policy.runtimes.forEach((runtime, index) => {
+      try {
+        resolveRuntime(runtime, policies.os, `${path}.runtimes[${index}]`);
+      } catch (error) {
+        if (!ValidationError.isInstance(error)) throw error;
+        issues.push(...error.issues);
+      }
+    });
+    policy.nginx?.sites.forEach((site, index) => {
+      if (site.php !== undefined && !policy.runtimes.some((runtime) => runtime.language === 'php' && runtime.version === site.php)) {
+        issues.push({ path: `${path}.nginx.sites[${index}].php`, message: `site "${site.name}" sends PHP to PHP ${site.php}, which the role does not install`, fix: `add runtimes: [{ language: php, version: "${site.php}" }]` });
+      }
+    });
+  }
+  return issues;
+}
+
+/** The role whose policies an instance gets: its assignment, else the spec's role. */
+export function roleOf(policies: ServerPolicies, instance: { name: string; role?: string | undefined }): string | undefined {
+  return policies.assign[instance.name] ?? instance.role;
 }
