@@ -7,13 +7,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ValidationError, parseServerPolicies, resolveOutputs, roleOf, type ObservedResource } from '@armada/core';
-import { parse } from 'yaml';
+import { ValidationError, parseServerPolicies, parseSpecText, resolveOutputs, roleOf, type ObservedResource } from '@armada/core';
 import { describe, expect, it } from 'vitest';
 import { PuppetConfigManager } from '../src/index.js';
 
 const storyPath = fileURLToPath(new URL('../../../examples/environments/armada-servers.yaml', import.meta.url));
-const story = () => parse(readFileSync(storyPath, 'utf8')) as Record<string, unknown>;
+const story = () => parseSpecText(readFileSync(storyPath, 'utf8'), storyPath) as Record<string, unknown>;
 const instance = (name: string, role: string, privateIp: string): ObservedResource => ({
   address: `instance.${name}`,
   kind: 'instance',

@@ -7,7 +7,8 @@
 import { z } from 'zod';
 import { ValidationError, type ValidationIssue } from '../errors.js';
 import type { ObservedResource } from '../resources.js';
-import { formatPath } from '../spec/load.js';
+import { readFile } from 'node:fs/promises';
+import { formatPath, parseSpecText } from '../spec/load.js';
 import { resolveRuntime } from './runtimes.js';
 
 const unixName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'must be a Unix name: lower-case letters, digits, "_" and "-", at most 32' });
@@ -208,4 +209,9 @@ export function checkServerPolicies(policies: ServerPolicies): ValidationIssue[]
 /** The role whose policies an instance gets: its assignment, else the spec's role. */
 export function roleOf(policies: ServerPolicies, instance: { name: string; role?: string | undefined }): string | undefined {
   return policies.assign[instance.name] ?? instance.role;
+}
+
+/** Reads server policies from a `.yaml`, `.yml` or `.json` file. */
+export async function loadServerPoliciesFile(path: string): Promise<ServerPolicies> {
+  return parseServerPolicies(parseSpecText(await readFile(path, 'utf8'), path));
 }
