@@ -11,6 +11,9 @@ import { randomUUID } from 'node:crypto';
 import {
   ArmadaError,
   UnsupportedError,
+  ValidationError,
+  uploadDirectory,
+  valueNames,
   type ApplyOptions,
   type BootstrapOptions,
   type CommandChannel,
@@ -73,6 +76,18 @@ export function parseChefRun(output: string, exitCode: number): ConfigReport {
   return { changed, failed, unchanged: summary ? Math.max(0, Number(summary[2]) - changed) : unchanged, resources, exitCode, log: output };
 }
 
+export interface RunListOptions {
+  /** `['recipe[shop::web]', 'role[base]']` */
+  runList: string[];
+  /** Provisioning outputs, as attributes `node['armada']['values'][name]` (`data-1.privateIp` -> `data_1_privateip`). */
+  values?: ReadonlyMap<string, string> | Record<string, string>;
+  noop?: boolean;
+  signal?: AbortSignal;
+}
+
+/** Where bring-your-own cookbooks go. */
+const OWN_COOKBOOKS = `${CHEF_ROOT}/own-cookbooks`;
+
 export class ChefConfigManager implements ConfigManagerV1<ServerPolicies> {
   readonly specificationVersion = 'v1' as const;
   readonly id = CHEF_CONFIG_MANAGER_ID;
@@ -104,9 +119,35 @@ export class ChefConfigManager implements ConfigManagerV1<ServerPolicies> {
     );
   }
 
-  async apply(channel: CommandChannel, options: ApplyOptions): Promise<ConfigReport> {
+  /** Bring your own: uploads an existing cookbook repository (a directory of cookbooks). */
+  async bootstrapCookbooks(channel: CommandChannel, cookbookPath: string): Promise<string[]> {
+    return uploadDirectory(channel, cookbookPath, OWN_COOKBOOKS);
+  }
+
+  /** Bring your own: converges a run list of the uploaded cookbooks, with the values as attributes. */
+  async applyRunList(channel: CommandChannel, options: RunListOptions): Promise<ConfigReport> {
+    const invalid = options.runList.filter((entry) => !/^(recipe|role)\[[A-Za-z0-9_:.-]+\]$/.test(entry));
+    if (invalid.length > 0 || options.runList.length === 0) {
+      throw new ValidationError('The run list is not valid.', { issues: [{ path: 'runList', message: `invalid entries: ${invalid.join(', ') || '(empty list)'}`, fix: "write entries as recipe[cookbook::recipe] or role[name]" }] });
+    }
+    const client = await this.client(channel);
+    const attributes = `${CHEF_ROOT}/own-attributes.json`;
+    const staging = `/tmp/armada-${randomUUID()}.json`;
+    await channel.upload(`${JSON.stringify({ armada: { values: valueNames(options.values ?? {}) } })}\n`, staging, { mode: 0o600 });
+    await channel.exec(`install -m 600 ${staging} ${attributes} && rm -f ${staging}`, { sudo: true });
+    const command = `${client} --local-mode --no-color --config-option cookbook_path=${OWN_COOKBOOKS} --json-attributes ${attributes} --override-runlist ${shellWord(options.runList.join(','))}${options.noop ? ' --why-run' : ''}`;
+    const result = await channel.exec(`cd ${CHEF_ROOT} && ${command}`, { sudo: true, ...(options.signal ? { signal: options.signal } : {}) });
+    return parseChefRun(`${result.stdout}\n${result.stderr}`, result.exitCode);
+  }
+
+  private async client(channel: CommandChannel): Promise<string> {
     const client = (await channel.exec(FIND_CLIENT)).stdout.trim();
     if (!client) throw new UnsupportedError('chef-client', `No Chef client on ${channel.description}: install Chef Infra Client or Cinc, or run bootstrap, before applying.`);
+    return client;
+  }
+
+  async apply(channel: CommandChannel, options: ApplyOptions): Promise<ConfigReport> {
+    const client = await this.client(channel);
     const command = [
       client,
       '--local-mode',

@@ -4,7 +4,7 @@
  * real SSH server; and where no Chef client can be installed (Debian ships none), that is said.
  */
 import { execFileSync, execSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -148,6 +148,29 @@ describe('Chef over a real SSH server', () => {
       await server.stop();
     }
     expect(existsSync(`${CHEF_ROOT}/cookbooks/armada/metadata.rb`)).toBe(true);
+  });
+
+  it('brings your own cookbooks: uploads a repository and refuses a malformed run list', async () => {
+    const key = await generateKeyPair();
+    const server = await startSshServer({ authorizedKeys: [key.publicKey] });
+    const session = await connectSsh({ host: server.host, port: server.port, username: server.username, privateKey: key.privateKey, hostKeys: memoryHostKeyStore() });
+    const repository = mkdtempSync(join(tmpdir(), 'armada-cookbooks-'));
+    mkdirSync(join(repository, 'shop', 'recipes'), { recursive: true });
+    writeFileSync(join(repository, 'shop', 'metadata.rb'), "name 'shop'\nversion '1.0.0'\n");
+    writeFileSync(join(repository, 'shop', 'recipes', 'web.rb'), "file '/tmp/shop.conf' do\n  content \"db=#{node['armada']['values']['data_1_privateip']}\\n\"\nend\n");
+    const manager = new ChefConfigManager();
+    try {
+      expect(await manager.bootstrapCookbooks(session, repository)).toEqual(['shop/metadata.rb', 'shop/recipes/web.rb']);
+      expect(readFileSync(`${CHEF_ROOT}/own-cookbooks/shop/recipes/web.rb`, 'utf8')).toContain("file '/tmp/shop.conf' do");
+      await expect(manager.applyRunList(session, { runList: ['shop::web'] })).rejects.toThrow(/invalid entries: shop::web/);
+      const clientInstalled = (await session.exec('command -v chef-client || command -v cinc-client')).exitCode === 0;
+      const run = manager.applyRunList(session, { runList: ['recipe[shop::web]'], values: new Map([['data-1.privateIp', '10.0.2.10']]) });
+      if (clientInstalled) expect((await run).failed).toBe(0);
+      else await expect(run).rejects.toSatisfy(UnsupportedError.isInstance);
+    } finally {
+      session.close();
+      await server.stop();
+    }
   });
 });
 

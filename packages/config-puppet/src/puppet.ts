@@ -9,6 +9,9 @@
 import { randomUUID } from 'node:crypto';
 import {
   ArmadaError,
+  ValidationError,
+  uploadDirectory,
+  valueNames,
   type ApplyOptions,
   type BootstrapOptions,
   type CommandChannel,
@@ -22,6 +25,8 @@ import { PUPPET_ROOT, renderPuppet, secretFact } from './render.js';
 
 export const PUPPET_CONFIG_MANAGER_ID = 'puppet';
 const SECRETS_FILE = `${PUPPET_ROOT}/secrets.env`;
+/** Where bring-your-own modules go. */
+const MODULES = `${PUPPET_ROOT}/modules`;
 
 const shellWord = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`;
 
@@ -83,6 +88,15 @@ export function parsePuppetRun(output: string, exitCode: number, summaryYaml: st
   };
 }
 
+export interface BringYourOwnOptions {
+  /** The class to apply: `profile::web`. */
+  className: string;
+  /** Provisioning outputs, as facts `armada_<name>` (`data-1.privateIp` -> `$facts['armada_data_1_privateip']`). */
+  values?: ReadonlyMap<string, string> | Record<string, string>;
+  noop?: boolean;
+  signal?: AbortSignal;
+}
+
 export class PuppetConfigManager implements ConfigManagerV1<ServerPolicies> {
   readonly specificationVersion = 'v1' as const;
   readonly id = PUPPET_CONFIG_MANAGER_ID;
@@ -121,6 +135,24 @@ export class PuppetConfigManager implements ConfigManagerV1<ServerPolicies> {
     } finally {
       await channel.exec(`rm -rf ${staging}`);
     }
+  }
+
+  /** Bring your own: uploads an existing module path (directories of modules) to the host. */
+  async bootstrapModules(channel: CommandChannel, modulePath: string, options: Pick<BootstrapOptions, 'signal'> = {}): Promise<string[]> {
+    await run(channel, 'command -v puppet >/dev/null 2>&1 || { export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends puppet; }', 'Installing Puppet', options);
+    return uploadDirectory(channel, modulePath, MODULES);
+  }
+
+  /** Bring your own: applies a class of the uploaded modules, with the values as facts. */
+  async applyClass(channel: CommandChannel, options: BringYourOwnOptions): Promise<ConfigReport> {
+    if (!/^[a-z][a-z0-9_]*(::[a-z][a-z0-9_]*)*$/.test(options.className)) {
+      throw new ValidationError(`"${options.className}" is not a Puppet class name.`, { issues: [{ path: 'className', message: 'not a class name', fix: 'write it as module::class, e.g. profile::web' }] });
+    }
+    const facts = Object.entries(valueNames(options.values ?? {})).map(([name, value]) => `FACTER_armada_${name}=${shellWord(value)}`);
+    const command = `env ${facts.join(' ')} puppet apply --detailed-exitcodes --color=false${options.noop ? ' --noop' : ''} --modulepath=${MODULES} -e ${shellWord(`include ${options.className}`)}`;
+    const result = await channel.exec(command, { sudo: true, ...(options.signal ? { signal: options.signal } : {}) });
+    const summary = await channel.exec('cat "$(puppet config print lastrunfile)"', { sudo: true });
+    return parsePuppetRun(`${result.stdout}\n${result.stderr}`, result.exitCode, summary.exitCode === 0 ? summary.stdout : undefined, options.noop ?? false);
   }
 
   async apply(channel: CommandChannel, options: ApplyOptions): Promise<ConfigReport> {

@@ -21,3 +21,4 @@ export * from './state.js';
 export * from './ssh/transport.js';
 export * from './server/policy.js';
 export * from './server/runtimes.js';
+export * from './server/upload.js';
