@@ -6,7 +6,7 @@
  * Secrets never appear in a recipe: they are node attributes (`node['armada']['secrets'][NAME]`)
  * from a root-only JSON file given to chef-client at converge time, on resources marked sensitive.
  */
-import { resolveRuntime, type PolicyValue, type RenderedArtifact, type RolePolicy, type ServerPolicies } from '@armada/core';
+import { resolveRuntime, templateParts, type PolicyValue, type RenderedArtifact, type RolePolicy, type ServerPolicies } from '@armada/core';
 
 export const CHEF_ROOT = '/etc/armada/chef';
 
@@ -26,6 +26,18 @@ function expression(value: PolicyValue, values: ReadonlyMap<string, string>): { 
   const resolved = values.get(key);
   if (resolved === undefined) throw new Error(`The output ${key} was not resolved before rendering.`);
   return { ruby: rubyString(resolved), sensitive: false };
+}
+
+/** A template as Ruby string concatenation: text kept, {{NAME}} filled at converge time. */
+function templateExpression(template: string, vars: Record<string, PolicyValue>, values: ReadonlyMap<string, string>): { ruby: string; sensitive: boolean } {
+  let sensitive = false;
+  const parts = templateParts(template).map((part) => {
+    if ('text' in part) return rubyString(part.text);
+    const value = expression(vars[part.name] as PolicyValue, values);
+    sensitive ||= value.sensitive;
+    return `${value.ruby}.to_s`;
+  });
+  return { ruby: parts.length > 0 ? parts.join(' + ') : "''", sensitive };
 }
 
 function block(type: string, name: string, properties: Array<[string, string]>): string {
@@ -57,7 +69,7 @@ export function renderRecipe(role: string, policy: RolePolicy, values: ReadonlyM
   }
   if (policy.packages.length > 0) blocks.push(block('package', 'armada packages', [['package_name', array(policy.packages)]]));
   for (const file of policy.files) {
-    const content = expression(file.content, values);
+    const content = file.template !== undefined ? templateExpression(file.template, file.vars, values) : expression(file.content as PolicyValue, values);
     blocks.push(
       block('file', file.path, [
         ['owner', rubyString(file.owner)],
@@ -118,6 +130,23 @@ export function renderRecipe(role: string, policy: RolePolicy, values: ReadonlyM
           : []),
         ['action', service.ensure === 'running' ? (custom ? '[:start]' : service.enable ? '[:enable, :start]' : '[:start]') : '[:stop]'],
       ]),
+    );
+  }
+  if (policy.redis) {
+    const redis = policy.redis;
+    const host = redis.replicaOf ? expression(redis.replicaOf.host, values).ruby : undefined;
+    const settings = [
+      rubyString(`bind ${redis.bind.join(' ')}`),
+      rubyString(`port ${redis.port}`),
+      ...(host ? [`'replicaof ' + ${host}.to_s + ' ${redis.replicaOf?.port}'`] : []),
+      ...(redis.maxmemory ? [rubyString(`maxmemory ${redis.maxmemory}`)] : []),
+    ];
+    const include = 'include /etc/redis/armada.conf';
+    blocks.push(
+      block('package', 'redis-server', []),
+      block('file', '/etc/redis/armada.conf', [['content', `[${settings.join(', ')}].join("\\n") + "\\n"`], ['notifies', ":restart, 'service[redis-server]', :delayed"]]),
+      block('execute', 'redis.conf includes armada.conf', [['command', rubyString(`echo ${shellWord(include)} >> /etc/redis/redis.conf`)], ['not_if', rubyString(`grep -qx ${shellWord(include)} /etc/redis/redis.conf`)], ['notifies', ":restart, 'service[redis-server]', :delayed"]]),
+      block('service', 'redis-server', [['action', '[:enable, :start]']]),
     );
   }
   const mysql = policy.mysql;

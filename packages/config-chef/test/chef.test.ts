@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UnsupportedError, connectSsh, memoryHostKeyStore, loadServerPoliciesFile } from '@armada/core';
+import { UnsupportedError, connectSsh, loadServerPoliciesFile, memoryHostKeyStore, parseServerPolicies } from '@armada/core';
 import { generateKeyPair, startSshServer } from '@armada/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CHEF_ROOT, ChefConfigManager, parseChefRun } from '../src/index.js';
@@ -108,6 +108,29 @@ describe("the story's cookbook", () => {
     expect(link?.properties.sensitive).toBe(true);
     expect(String(link?.properties.command)).toContain("MASTER_HOST='10.0.2.10'");
     for (const artifact of artifacts) expect(artifact.content).not.toMatch(/IDENTIFIED BY '[^$]|MASTER_PASSWORD='[^$]/);
+  });
+});
+
+describe('Redis and templates in a recipe', () => {
+  it('renders a Redis replica and a template that Ruby evaluates to the expected text', () => {
+    const cache = parseServerPolicies({
+      roles: {
+        cache: {
+          redis: { replicaOf: { host: { output: { instance: 'data-1', value: 'privateIp' } } } },
+          files: [{ path: '/etc/app/db.conf', template: "host={{HOST}}\nquote='{{PW}}'\n", vars: { HOST: { output: { instance: 'data-1', value: 'privateIp' } }, PW: { secret: 'DB_PW' } } }],
+        },
+      },
+    });
+    const [, recipe] = new ChefConfigManager().render(cache, values);
+    const directory = mkdtempSync(join(tmpdir(), 'armada-cache-'));
+    writeFileSync(join(directory, 'cache.rb'), recipe?.content ?? '');
+    writeFileSync(join(directory, 'recorder.rb'), RECORDER);
+    expect(execFileSync('ruby', ['-c', join(directory, 'cache.rb')], { encoding: 'utf8' })).toBe('Syntax OK\n');
+    const recorded = JSON.parse(execFileSync('ruby', [join(directory, 'recorder.rb'), join(directory, 'cache.rb')], { encoding: 'utf8' })) as Recorded;
+    const byName = new Map(recorded.map((resource) => [`${resource.type}[${resource.name}]`, resource.properties]));
+    expect(byName.get('file[/etc/redis/armada.conf]')?.content).toBe('bind 127.0.0.1\nport 6379\nreplicaof 10.0.2.10 6379\n');
+    expect(byName.get('file[/etc/app/db.conf]')).toMatchObject({ content: "host=10.0.2.10\nquote='<secret DB_PW>'\n", sensitive: true });
+    expect(byName.has('execute[redis.conf includes armada.conf]')).toBe(true);
   });
 });
 

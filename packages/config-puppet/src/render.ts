@@ -6,7 +6,7 @@
  * (`$facts['armada_secret_<name>']`) that the apply command sets from a root-only file, and is
  * wrapped in Sensitive so Puppet redacts it from logs and reports.
  */
-import { resolveRuntime, type AptRepository, type PolicyValue, type RenderedArtifact, type RolePolicy, type ServerPolicies } from '@armada/core';
+import { resolveRuntime, templateParts, type AptRepository, type PolicyValue, type RenderedArtifact, type RolePolicy, type ServerPolicies } from '@armada/core';
 
 /** Where the artifacts go on the host. */
 export const PUPPET_ROOT = '/etc/armada/puppet';
@@ -45,6 +45,46 @@ function environmentFragment(value: PolicyValue, values: ReadonlyMap<string, str
   const resolved = values.get(`${value.output.instance}.${value.output.value}`);
   if (resolved === undefined) throw new Error(`The output ${value.output.instance}.${value.output.value} was not resolved before rendering.`);
   return doubleQuoted(shellQuoted(resolved));
+}
+
+/** A template as a double-quoted Puppet string: text kept, {{NAME}} filled, Sensitive if a secret is used. */
+function templateExpression(template: string, vars: Record<string, PolicyValue>, values: ReadonlyMap<string, string>): string {
+  let secretUsed = false;
+  const body = templateParts(template)
+    .map((part) => {
+      if ('text' in part) return doubleQuoted(part.text);
+      const value = vars[part.name] as PolicyValue;
+      if (typeof value === 'string') return doubleQuoted(value);
+      if ('secret' in value) {
+        secretUsed = true;
+        return `\${facts['${secretFact(value.secret)}']}`;
+      }
+      return doubleQuoted(values.get(`${value.output.instance}.${value.output.value}`) ?? '');
+    })
+    .join('');
+  return secretUsed ? `Sensitive("${body}")` : `"${body}"`;
+}
+
+/** Redis from Debian's package, with Armada's settings in a file that redis.conf includes last. */
+function redisResources(policy: RolePolicy, values: ReadonlyMap<string, string>): string[] {
+  const redis = policy.redis;
+  if (!redis) return [];
+  const host = redis.replicaOf ? (typeof redis.replicaOf.host === 'string' ? redis.replicaOf.host : 'output' in redis.replicaOf.host ? (values.get(`${redis.replicaOf.host.output.instance}.${redis.replicaOf.host.output.value}`) ?? '') : '') : undefined;
+  const settings = [`bind ${redis.bind.join(' ')}`, `port ${redis.port}`, ...(host ? [`replicaof ${host} ${redis.replicaOf?.port}`] : []), ...(redis.maxmemory ? [`maxmemory ${redis.maxmemory}`] : [])];
+  const include = 'include /etc/redis/armada.conf';
+  return [
+    resource('package', 'redis-server', [['ensure', quote('installed')]]),
+    resource('file', '/etc/redis/armada.conf', [['ensure', quote('file')], ['content', quote(`${settings.join('\n')}\n`)], ['require', `Package[${quote('redis-server')}]`], ['notify', `Service[${quote('redis-server')}]`]]),
+    resource('exec', 'redis.conf includes armada.conf', [
+      ['command', quote(`echo ${shellWord(include)} >> /etc/redis/redis.conf`)],
+      ['unless', quote(`grep -qx ${shellWord(include)} /etc/redis/redis.conf`)],
+      ['path', list(['/usr/bin', '/bin'])],
+      ['provider', quote('shell')],
+      ['require', `Package[${quote('redis-server')}]`],
+      ['notify', `Service[${quote('redis-server')}]`],
+    ]),
+    resource('service', 'redis-server', [['ensure', quote('running')], ['enable', 'true']]),
+  ];
 }
 
 function isSecret(value: PolicyValue): boolean {
@@ -268,7 +308,7 @@ export function renderRole(role: string, policy: RolePolicy, values: ReadonlyMap
         ['owner', quote(file.owner)],
         ['group', quote(file.group)],
         ['mode', quote(file.mode.padStart(4, '0'))],
-        ['content', expression(file.content, values)],
+        ['content', file.template !== undefined ? templateExpression(file.template, file.vars, values) : expression(file.content as PolicyValue, values)],
       ]),
     );
   }
@@ -310,7 +350,14 @@ export function renderRole(role: string, policy: RolePolicy, values: ReadonlyMap
       ]),
     );
   }
-  blocks.push(...runtimeResources(policy, os, role), ...nginxResources(policy), ...appResources(policy), ...replicationResources(policy, values), ...mysqlResources(policy));
+  blocks.push(
+    ...runtimeResources(policy, os, role),
+    ...nginxResources(policy),
+    ...appResources(policy),
+    ...redisResources(policy, values),
+    ...replicationResources(policy, values),
+    ...mysqlResources(policy),
+  );
   return `${blocks.join('\n\n')}\n`;
 }
 

@@ -27,7 +27,10 @@ function policies(motdText = 'Welcome to the web tier\n') {
       web: {
         groups: [group],
         users: [{ name: user, groups: [group], sshKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNNN+naQ04mtUQiKtltKiEhFP2Cg0PPwVJ+CiBH6+IR deploy@armada'] }],
-        files: [{ path: motd, content: motdText, mode: '0640' }],
+        files: [
+          { path: motd, content: motdText, mode: '0640' },
+          { path: `${motd}.db`, template: 'host={{HOST}}\nname={{NAME}}\npassword={{PASSWORD}}\n', vars: { HOST: { output: { instance: 'data-1', value: 'privateIp' } }, NAME: database, PASSWORD: { secret: 'SHOP_DB_PASSWORD' } }, mode: '0600' },
+        ],
         environment: { DB_HOST: { output: { instance: 'data-1', value: 'privateIp' } }, DB_NAME: database, DB_PASSWORD: { secret: 'SHOP_DB_PASSWORD' } },
         services: [{ name: `armada-probe-${id}`, start: `sh -c 'sleep 600 >/dev/null 2>&1 & echo $! > ${servicePid}'`, status: `kill -0 "$(cat ${servicePid} 2>/dev/null)" 2>/dev/null` }],
         mysql: { databases: [database], users: [{ name: dbUser, host: 'localhost', password: { secret: 'SHOP_DB_PASSWORD' }, grants: [{ database, privileges: ['ALL PRIVILEGES'] }] }] },
@@ -66,7 +69,7 @@ describe('Puppet over SSH, for real', () => {
     if (existsSync(servicePid)) quiet(`kill "$(cat ${servicePid})"; rm -f ${servicePid}`);
     quiet(`userdel -r ${user}`);
     quiet(`groupdel ${group}`);
-    quiet(`rm -f ${motd} /etc/armada/broken-${id} /etc/armada/environment /etc/profile.d/armada.sh && rm -rf ${PUPPET_ROOT} && rmdir /etc/armada`);
+    quiet(`rm -f ${motd} ${motd}.db /etc/armada/broken-${id} /etc/armada/environment /etc/profile.d/armada.sh && rm -rf ${PUPPET_ROOT} && rmdir /etc/armada`);
     quiet(`mysql --protocol=socket -u root -e "DROP DATABASE IF EXISTS ${database}; DROP USER IF EXISTS '${dbUser}'@'localhost'"`);
   });
 
@@ -93,6 +96,7 @@ describe('Puppet over SSH, for real', () => {
     expect(execFileSync('id', ['-nG', user], { encoding: 'utf8' }).trim().split(' ')).toContain(group);
     expect(readFileSync(`/home/${user}/.ssh/authorized_keys`, 'utf8')).toBe('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNNN+naQ04mtUQiKtltKiEhFP2Cg0PPwVJ+CiBH6+IR deploy@armada\n');
     expect(statSync(motd).mode & 0o777).toBe(0o640);
+    expect(readFileSync(`${motd}.db`, 'utf8')).toBe(`host=10.0.2.10\nname=${database}\npassword=${password}\n`);
     const environment = execFileSync('sh', ['-c', 'set -a; . /etc/armada/environment; echo "$DB_HOST|$DB_NAME|$DB_PASSWORD"'], { encoding: 'utf8' }).trim();
     expect(environment).toBe(`10.0.2.10|${database}|${password}`);
     expect(statSync('/etc/armada/environment').mode & 0o777).toBe(0o600);

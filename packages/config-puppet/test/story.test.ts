@@ -58,6 +58,25 @@ describe("the story's server policies with Puppet", () => {
     }
   });
 
+  it('renders Redis (a replica of data-1) and file templates, and refuses a template with an undefined placeholder', () => {
+    const cache = parseServerPolicies({
+      roles: {
+        cache: {
+          redis: { bind: ['0.0.0.0'], replicaOf: { host: { output: { instance: 'data-1', value: 'privateIp' } } }, maxmemory: '256mb' },
+          files: [{ path: '/etc/app/db.conf', template: 'host={{ HOST }}\npassword={{PW}}\n', vars: { HOST: { output: { instance: 'data-1', value: 'privateIp' } }, PW: { secret: 'DB_PW' } } }],
+        },
+      },
+    });
+    const [manifest] = new PuppetConfigManager().render(cache, new Map([['data-1.privateIp', '10.0.2.10']]));
+    const file = join(mkdtempSync(join(tmpdir(), 'armada-cache-')), 'cache.pp');
+    writeFileSync(file, manifest?.content ?? '');
+    execFileSync('puppet', ['parser', 'validate', file], { stdio: 'pipe' });
+    expect(manifest?.content).toContain("'bind 0.0.0.0\nport 6379\nreplicaof 10.0.2.10 6379\nmaxmemory 256mb\n'");
+    expect(manifest?.content).toContain('include /etc/redis/armada.conf');
+    expect(manifest?.content).toContain(`Sensitive("host=10.0.2.10\npassword=\${facts['armada_secret_db_pw']}\n")`);
+    expect(() => parseServerPolicies({ roles: { x: { files: [{ path: '/etc/a', template: '{{MISSING}}' }] } } })).toThrow(/uses \{\{MISSING\}\}, which vars does not define/);
+  });
+
   it('refuses Java 8 and PHP 5.6 on Debian 12 without a repository, naming what Debian ships', () => {
     const input = story();
     const web = (input.roles as Record<string, { runtimes: Array<Record<string, unknown>> }>).web;

@@ -33,7 +33,10 @@ export const systemUserSchema = z.strictObject({
 
 export const fileSchema = z.strictObject({
   path: z.string().startsWith('/', { error: 'must be an absolute path' }),
-  content: valueSchema,
+  /** The whole content; or a `template` with {{NAME}} placeholders filled from `vars`. */
+  content: valueSchema.optional(),
+  template: z.string().optional(),
+  vars: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), valueSchema).default({}),
   owner: unixName.default('root'),
   group: unixName.default('root'),
   mode: z.string().regex(/^0?[0-7]{3,4}$/, { error: 'must be an octal mode such as "0644"' }).default('0644'),
@@ -98,6 +101,14 @@ export const appSchema = z.strictObject({
   owner: unixName,
 });
 
+export const redisSchema = z.strictObject({
+  bind: z.array(z.string().min(1)).default(['127.0.0.1']),
+  port: z.number().int().min(1).max(65535).default(6379),
+  /** Make this server a replica of another. */
+  replicaOf: z.strictObject({ host: valueSchema, port: z.number().int().min(1).max(65535).default(6379) }).optional(),
+  maxmemory: z.string().regex(/^\d+(mb|gb|kb)?$/i).optional(),
+});
+
 export const rolePolicySchema = z.strictObject({
   groups: z.array(unixName).default([]),
   users: z.array(systemUserSchema).default([]),
@@ -110,6 +121,7 @@ export const rolePolicySchema = z.strictObject({
   runtimes: z.array(runtimeSchema).default([]),
   nginx: z.strictObject({ sites: z.array(nginxSiteSchema).min(1) }).optional(),
   apps: z.array(appSchema).default([]),
+  redis: redisSchema.optional(),
 });
 
 export const serverPoliciesSchema = z.strictObject({
@@ -159,7 +171,9 @@ export function resolveOutputs(policies: ServerPolicies, instances: readonly Obs
     for (const [name, value] of Object.entries(policy.environment)) visit(value, `roles.${role}.environment.${name}`);
     policy.files.forEach((file, index) => {
       visit(file.content, `roles.${role}.files[${index}].content`);
+      for (const [name, value] of Object.entries(file.vars)) visit(value, `roles.${role}.files[${index}].vars.${name}`);
     });
+    visit(policy.redis?.replicaOf?.host, `roles.${role}.redis.replicaOf.host`);
     visit(policy.mysql?.source, `roles.${role}.mysql.source`);
   }
   return { values, issues };
@@ -172,7 +186,10 @@ export function secretsOf(policy: RolePolicy): string[] {
     if (value !== undefined && typeof value !== 'string' && 'secret' in value) names.add(value.secret);
   };
   for (const value of Object.values(policy.environment)) visit(value);
-  for (const file of policy.files) visit(file.content);
+  for (const file of policy.files) {
+    visit(file.content);
+    for (const value of Object.values(file.vars)) visit(value);
+  }
   for (const user of policy.mysql?.users ?? []) names.add(user.password.secret);
   if (policy.mysql?.replicationUser) names.add(policy.mysql.replicationUser.password.secret);
   return [...names].sort();
@@ -189,6 +206,15 @@ export function checkServerPolicies(policies: ServerPolicies): ValidationIssue[]
     if (policy.mysql?.role === 'replica' && (!policy.mysql.source || !policy.mysql.replicationUser)) {
       issues.push({ path: `${path}.mysql`, message: 'a replica needs its source and a replicationUser', fix: 'add source: { output: { instance: <primary>, value: privateIp } } and replicationUser' });
     }
+    policy.files.forEach((file, index) => {
+      const filePath = `${path}.files[${index}]`;
+      if ((file.content === undefined) === (file.template === undefined)) {
+        issues.push({ path: filePath, message: 'give exactly one of content or template', fix: 'content: "..." for a whole file, template: "...{{NAME}}..." with vars for one with values' });
+      }
+      for (const name of templatePlaceholders(file.template ?? '')) {
+        if (!(name in file.vars)) issues.push({ path: `${filePath}.template`, message: `uses {{${name}}}, which vars does not define`, fix: `add vars: { ${name}: ... }` });
+      }
+    });
     policy.runtimes.forEach((runtime, index) => {
       try {
         resolveRuntime(runtime, policies.os, `${path}.runtimes[${index}]`);
@@ -214,4 +240,22 @@ export function roleOf(policies: ServerPolicies, instance: { name: string; role?
 /** Reads server policies from a `.yaml`, `.yml` or `.json` file. */
 export async function loadServerPoliciesFile(path: string): Promise<ServerPolicies> {
   return parseServerPolicies(parseSpecText(await readFile(path, 'utf8'), path));
+}
+
+/** The {{NAME}} placeholders of a template, in order of first use. */
+export function templatePlaceholders(template: string): string[] {
+  return [...new Set([...template.matchAll(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g)].map((match) => match[1] as string))];
+}
+
+/** A template split into literal text and placeholders, for renderers. */
+export function templateParts(template: string): Array<{ text: string } | { name: string }> {
+  const parts: Array<{ text: string } | { name: string }> = [];
+  let last = 0;
+  for (const match of template.matchAll(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g)) {
+    if (match.index > last) parts.push({ text: template.slice(last, match.index) });
+    parts.push({ name: match[1] as string });
+    last = match.index + match[0].length;
+  }
+  if (last < template.length) parts.push({ text: template.slice(last) });
+  return parts;
 }
