@@ -1,15 +1,29 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
 // Tests run on the TypeScript sources: the `source` export condition points each workspace
 // package at its src/index.ts, so `pnpm test` needs no build step.
 // Under CI a JSON report is also written, from which .ci/run prints its closing count line.
+
+/** Tests that change this machine (puppet apply, files under /etc/armada): one file at a time. */
+const hostTests = ['packages/config-puppet/test/**/*.test.ts', 'packages/config-chef/test/**/*.test.ts'];
+
 export default defineConfig({
   resolve: { conditions: ['source'] },
   ssr: { resolve: { conditions: ['source'] } },
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'examples/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     reporters: process.env.CI ? ['default', ['json', { outputFile: '.ci/out/vitest.json' }]] : ['default'],
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit and wire', include: ['packages/*/test/**/*.test.ts', 'examples/**/*.test.ts'], exclude: [...configDefaults.exclude, ...hostTests] },
+      },
+      {
+        extends: true,
+        // Puppet holds a global run lock, and these tests share /etc/armada: never in parallel.
+        test: { name: 'on this host', include: hostTests, fileParallelism: false, sequence: { groupOrder: 1 } },
+      },
+    ],
   },
 });

@@ -17,7 +17,14 @@ describe('server policies', () => {
         environment: { DB_HOST: { output: { instance: 'data-1', value: 'privateIp' } }, API_KEY: { secret: 'API_KEY' } },
         files: [{ path: '/etc/app.conf', content: { output: { instance: 'data-2', value: 'privateIp' } } }],
       },
-      data: { mysql: { role: 'replica', source: { output: { instance: 'data-1', value: 'privateIp' } }, users: [{ name: 'shop', password: { secret: 'SHOP_DB_PASSWORD' } }] } },
+      data: {
+        mysql: {
+          role: 'replica',
+          source: { output: { instance: 'data-1', value: 'privateIp' } },
+          replicationUser: { name: 'replicator', password: { secret: 'REPLICATION_PASSWORD' } },
+          users: [{ name: 'shop', password: { secret: 'SHOP_DB_PASSWORD' } }],
+        },
+      },
     },
   });
 
@@ -31,7 +38,11 @@ describe('server policies', () => {
 
   it('lists the secrets a role needs', () => {
     expect(secretsOf(policies.roles.web as NonNullable<typeof policies.roles.web>)).toEqual(['API_KEY']);
-    expect(secretsOf(policies.roles.data as NonNullable<typeof policies.roles.data>)).toEqual(['SHOP_DB_PASSWORD']);
+    expect(secretsOf(policies.roles.data as NonNullable<typeof policies.roles.data>)).toEqual(['REPLICATION_PASSWORD', 'SHOP_DB_PASSWORD']);
+  });
+
+  it('refuses a replica without its source', () => {
+    expect(() => parseServerPolicies({ roles: { db: { mysql: { role: 'replica' } } } })).toThrow(/roles\.db\.mysql: a replica needs its source and a replicationUser/);
   });
 
   it('refuses a password written in clear, and names every problem', () => {
