@@ -1,0 +1,16 @@
+import { ArmadaTokens, definePlugin, type ArmadaPlugin, type DataMoverRegistration } from '@armada/core';
+import { REDIS_DATA_MOVER_ID, RedisDataMover } from './mover.js';
+
+export { RedisDataMover, REDIS_DATA_MOVER_ID, type RedisCopyOptions } from './mover.js';
+
+/** The plugin: registers data mover id `redis`. */
+export function redisDataMoverPlugin(): ArmadaPlugin {
+  return definePlugin({
+    specificationVersion: 'v1',
+    id: '@armada/data-redis',
+    register(container) {
+      const registration: DataMoverRegistration = { id: REDIS_DATA_MOVER_ID, create: () => new RedisDataMover() };
+      container.register(ArmadaTokens.DataMover, { useValue: registration });
+    },
+  });
+}
