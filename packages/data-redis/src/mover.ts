@@ -284,9 +284,13 @@ export class RedisDataMover implements DataMoverV1 {
             cursor = String(next);
             keys.push(...batch);
           } else cursor = '0';
-          for (const key of keys.splice(0)) {
-            if (options.signal?.aborted) throw new CancelledError('Redis verify cancelled.');
-            const [sourceDigest, targetDigest] = await Promise.all([digestOf(source, key), digestOf(target, key)]);
+          const batch = keys.splice(0);
+          if (options.signal?.aborted) throw new CancelledError('Redis verify cancelled.');
+          // Strings, the common case, are read in one pipeline per side; other types key by key.
+          const [sourceQuick, targetQuick] = await Promise.all([quickDigests(source, batch), quickDigests(target, batch)]);
+          for (const [index, key] of batch.entries()) {
+            const [sourceDigest, targetDigest] =
+              sourceQuick[index] && targetQuick[index] ? [sourceQuick[index], targetQuick[index]] : await Promise.all([digestOf(source, key), digestOf(target, key)]);
             if (sourceDigest.type === 'none') continue; // expired meanwhile
             compared++;
             const name = `db ${db} key ${JSON.stringify(key.toString())}`;
@@ -305,6 +309,24 @@ export class RedisDataMover implements DataMoverV1 {
       target.disconnect();
     }
   }
+}
+
+/** TYPE, PTTL and (for strings) the value of a batch of keys in one pipeline; undefined for other types. */
+async function quickDigests(client: Redis, keys: Buffer[]): Promise<Array<{ type: string; value: string; ttl: number } | undefined>> {
+  if (keys.length === 0) return [];
+  const pipeline = client.pipeline();
+  for (const key of keys) {
+    pipeline.type(key);
+    pipeline.pttl(key);
+    pipeline.getBuffer(key);
+  }
+  const replies = (await pipeline.exec()) ?? [];
+  return keys.map((_, index) => {
+    const type = replies[index * 3]?.[1] as string | undefined;
+    if (type !== 'string' && type !== 'none') return undefined;
+    const value = replies[index * 3 + 2]?.[1] as Buffer | null | undefined;
+    return { type, ttl: Number(replies[index * 3 + 1]?.[1] ?? -2), value: createHash('sha256').update(value ?? Buffer.alloc(0)).digest('hex') };
+  });
 }
 
 /**

@@ -1,0 +1,76 @@
+/**
+ * The Redis mover against Redis's own full sync (REPLICAOF), on the same generated data set, in
+ * one run: `tsx bench/redis-copy.ts [keys]`. Prints one JSON line.
+ *
+ * The copy runs in a child process (`copy` mode), so its peak memory is the mover's own, not the
+ * data generator's. The source is set to start a full sync at once (repl-diskless-sync-delay 0):
+ * Redis 7 otherwise waits 5 s for more replicas, which would flatter the mover.
+ */
+import { execFileSync } from 'node:child_process';
+import { RedisDataMover, RedisReplication } from '@armada/data-redis';
+import { startRedisServer } from '@armada/testkit';
+import { Redis } from 'ioredis';
+
+if (process.argv[2] === 'copy') {
+  const [sourcePort, targetPort] = [Number(process.argv[3]), Number(process.argv[4])];
+  const started = performance.now();
+  const report = await new RedisDataMover().copy({ host: '127.0.0.1', port: sourcePort }, { host: '127.0.0.1', port: targetPort }, { batchSize: 2000 });
+  console.log(JSON.stringify({ copyMs: Math.round(performance.now() - started), items: report.items, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) }));
+  process.exit(0);
+}
+
+const keys = Number(process.argv[2] ?? 300_000);
+const [source, copyTarget, syncTarget] = await Promise.all([startRedisServer(), startRedisServer(), startRedisServer()]);
+try {
+  const client = new Redis({ host: source.host, port: source.port });
+  // Mostly small strings (a tenth with a TTL), some hashes and lists, and one big hash.
+  const strings = Math.floor(keys * 0.85);
+  const hashes = Math.floor(keys * 0.1);
+  for (let start = 0; start < keys - 1; start += 10_000) {
+    const pipeline = client.pipeline();
+    for (let index = start; index < Math.min(keys - 1, start + 10_000); index++) {
+      const value = `value-${index}-${'x'.repeat(64)}`;
+      if (index < strings) {
+        if (index % 10 === 0) pipeline.set(`s:${index}`, value, 'EX', 3600);
+        else pipeline.set(`s:${index}`, value);
+      } else if (index < strings + hashes) pipeline.hset(`h:${index}`, { a: index, b: 'two', c: 'three', d: 'four', e: 'five' });
+      else pipeline.rpush(`l:${index}`, 'a', 'b', 'c', 'd', 'e', 'f');
+    }
+    await pipeline.exec();
+  }
+  // One big hash, written in slices (one call with 400,000 arguments would overflow the stack).
+  for (let slice = 0; slice < 20; slice++) {
+    const fields: string[] = [];
+    for (let index = slice * 10_000; index < (slice + 1) * 10_000; index++) fields.push(`f${index}`, `v${index}`);
+    await client.hset('big', ...fields);
+  }
+  await client.config('SET', 'repl-diskless-sync-delay', '0');
+  const total = Number(await client.dbsize());
+  client.disconnect();
+
+  const child = execFileSync(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, 'copy', String(source.port), String(copyTarget.port)], { encoding: 'utf8' });
+  const copy = JSON.parse(child.trim().split('\n').at(-1) ?? '{}') as { copyMs: number; items: number; peakRssMB: number };
+
+  let started = performance.now();
+  const replication = await RedisReplication.start({ host: source.host, port: source.port }, { host: syncTarget.host, port: syncTarget.port });
+  const syncMs = performance.now() - started;
+  replication.close();
+
+  started = performance.now();
+  const verified = await new RedisDataMover().verify({ host: source.host, port: source.port }, { host: copyTarget.host, port: copyTarget.port });
+  const verifyMs = performance.now() - started;
+  console.log(
+    JSON.stringify({
+      keys: total,
+      copiedKeys: copy.items,
+      copyMs: copy.copyMs,
+      replicaofFullSyncMs: Math.round(syncMs),
+      ratio: Number((copy.copyMs / syncMs).toFixed(2)),
+      copyPeakRssMB: copy.peakRssMB,
+      verifyMs: Math.round(verifyMs),
+      verified: verified.ok,
+    }),
+  );
+} finally {
+  await Promise.all([source.stop(), copyTarget.stop(), syncTarget.stop()]);
+}
