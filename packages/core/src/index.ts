@@ -22,3 +22,4 @@ export * from './ssh/transport.js';
 export * from './server/policy.js';
 export * from './server/runtimes.js';
 export * from './server/upload.js';
+export * from './dns/cutover.js';
