@@ -5,3 +5,4 @@ export * from './aws-emulator/index.js';
 export * from './do-emulator/index.js';
 export * from './ssh-server.js';
 export * from './redis-server.js';
+export * from './mariadb-server.js';
