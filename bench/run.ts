@@ -36,7 +36,16 @@ console.log(`  mover copy                         ${String(redis.copyMs).padStar
 console.log(`  REPLICAOF full sync                ${String(redis.replicaofFullSyncMs).padStart(7)} ms   (repl-diskless-sync-delay 0)`);
 console.log(`  ratio                              ${String(redis.ratio).padStart(7)}      target <= 1.5; verify ${redis.verifyMs} ms, ${redis.verified ? 'identical' : 'DIFFERENT'}`);
 
+console.log('\nMySQL mover against mysqldump | mysql and mydumper/myloader (2 threads each), same generated data (470,000 rows):');
+const mysql = runPhase('./mysql-copy.ts', '400000');
+console.log(`  mover copy (2 workers)             ${String(mysql.moverMs).padStart(7)} ms   peak ${mysql.moverPeakRssMB} MB (its own process)`);
+console.log(`  mysqldump | mysql                  ${String(mysql.mysqldumpPipeMs).padStart(7)} ms   ratio ${mysql.moverVsMysqldump}`);
+console.log(`  mydumper + myloader                ${String(mysql.mydumperMyloaderMs ?? 'not installed').padStart(7)} ms   ratio ${mysql.moverVsMydumper ?? '-'} (target < 1)`);
+
 const failures: string[] = [];
+if (mysql.moverVsMydumper !== null && Number(mysql.moverVsMydumper) >= 1) failures.push(`MySQL copy at ${mysql.moverVsMydumper}x mydumper/myloader (target: faster)`);
+if (Number(mysql.moverPeakRssMB) >= 300) failures.push(`MySQL copy peaked at ${mysql.moverPeakRssMB} MB (target < 300 MB)`);
+if (mysql.verified !== true) failures.push('the MySQL copy did not verify');
 if (Number(redis.ratio) > 1.5) failures.push(`Redis copy at ${redis.ratio}x the REPLICAOF full sync (target <= 1.5x)`);
 if (Number(redis.copyPeakRssMB) >= 300) failures.push(`Redis copy peaked at ${redis.copyPeakRssMB} MB (target < 300 MB)`);
 if (redis.verified !== true) failures.push('the Redis copy did not verify');

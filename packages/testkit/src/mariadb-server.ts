@@ -40,13 +40,14 @@ export async function startMariaDbServer(): Promise<MariaDbServer> {
   const directory = await mkdtemp(join(tmpdir(), 'armada-mariadb-'));
   const data = join(directory, 'data');
   const socketPath = join(directory, 'mysqld.sock');
-  await run('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db'], { timeout: 60_000 });
+  // Its own tmpdir: servers bootstrapped at the same time would otherwise collide on temp table names.
+  await run('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=normal', '--skip-test-db', `--tmpdir=${directory}`], { timeout: 60_000 });
   const port = await freePort();
   const child = spawn(
     MARIADBD_PATH,
     [
       '--no-defaults', `--datadir=${data}`, `--port=${port}`, '--bind-address=127.0.0.1', `--socket=${socketPath}`,
-      `--pid-file=${join(directory, 'mysqld.pid')}`, '--user=root', `--log-bin=${join(directory, 'binlog')}`, `--server-id=${serverId++}`,
+      `--pid-file=${join(directory, 'mysqld.pid')}`, `--tmpdir=${directory}`, '--user=root', `--log-bin=${join(directory, 'binlog')}`, `--server-id=${serverId++}`,
       '--binlog-format=ROW', '--skip-name-resolve', '--innodb-buffer-pool-size=64M', '--innodb-log-file-size=48M',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
