@@ -23,6 +23,8 @@ import {
   type DataMoverV1,
   type VerifyReport,
 } from '@armada/core';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { createConnection, type Connection, type FieldPacket, type RowDataPacket } from 'mysql2/promise';
 
 export const MYSQL_DATA_MOVER_ID = 'mysql';
@@ -109,6 +111,34 @@ async function tablePlans(source: Connection, database: string): Promise<{ table
   return { tables, views: listed.filter((entry) => entry.kind === 'VIEW').map((entry) => entry.name) };
 }
 
+/** Which chunks are copied: no secrets, only names and key ranges. */
+interface Checkpoint {
+  version: 1;
+  source: string;
+  target: string;
+  done: string[];
+}
+
+async function readCheckpoint(path: string | undefined): Promise<Checkpoint | undefined> {
+  if (!path) return undefined;
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as Checkpoint;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+async function writeCheckpoint(path: string | undefined, checkpoint: Checkpoint): Promise<void> {
+  if (!path) return;
+  await mkdir(dirname(path), { recursive: true });
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, `${JSON.stringify(checkpoint)}\n`, { mode: 0o600 });
+  await rename(temporary, path);
+}
+
+const chunkId = (chunk: Chunk) => `${chunk.plan.database}.${chunk.plan.table}:${chunk.range ? chunk.range[0] : 'all'}`;
+
 /** DEFINER clauses name accounts that may not exist on the target: leave them out. */
 const withoutDefiner = (sql: string) => sql.replace(/\sDEFINER\s*=\s*(`[^`]*`|'[^']*'|\S+)@(`[^`]*`|'[^']*'|\S+)/i, '');
 
@@ -129,13 +159,17 @@ export class MysqlDataMover implements DataMoverV1 {
       const databases = (sourceEndpoint.databases?.map(String) ?? (await rows<{ name: string }>(control, 'SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA')).map((row) => row.name)).filter(
         (name) => !SYSTEM_DATABASES.has(name),
       );
-      // Refuse a target that holds data before anything is written.
+      const previous = await readCheckpoint(options.checkpointPath);
+      const resumed = previous !== undefined && previous.source === where(sourceEndpoint) && previous.target === where(targetEndpoint);
+      const checkpoint: Checkpoint = resumed ? previous : { version: 1, source: where(sourceEndpoint), target: where(targetEndpoint), done: [] };
+      const finished = new Set(checkpoint.done);
+      // Refuse a target that holds data before anything is written (a resumed copy's own aside).
       const occupied = await rows<{ name: string; rowsEstimate: number }>(
         target,
         `SELECT TABLE_SCHEMA AS name, SUM(TABLE_ROWS) AS rowsEstimate FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA IN (${databases.map(() => '?').join(',') || "''"}) GROUP BY TABLE_SCHEMA`,
         databases,
       );
-      if (occupied.length > 0 && !options.replaceExisting) {
+      if (occupied.length > 0 && !options.replaceExisting && !resumed) {
         throw new ValidationError(`The target MySQL at ${where(targetEndpoint)} already has these databases.`, {
           issues: occupied.map((entry) => ({ path: `target.${entry.name}`, message: `database ${entry.name} exists with tables`, fix: 'drop it, choose another target, or pass replaceExisting: true' })),
         });
@@ -166,13 +200,13 @@ export class MysqlDataMover implements DataMoverV1 {
       const snapshotReader = workers[0] as Connection;
       for (const database of databases) {
         const [created] = await rows<Record<string, string>>(snapshotReader, `SHOW CREATE DATABASE ${quoteName(database)}`);
-        if (options.replaceExisting) await target.query(`DROP DATABASE IF EXISTS ${quoteName(database)}`);
+        if (options.replaceExisting && !resumed) await target.query(`DROP DATABASE IF EXISTS ${quoteName(database)}`);
         await target.query(String(created?.['Create Database']).replace(/^CREATE DATABASE/, 'CREATE DATABASE IF NOT EXISTS'));
         const found = await tablePlans(snapshotReader, database);
         for (const plan of found.tables) {
           const [definition] = await rows<Record<string, string>>(snapshotReader, `SHOW CREATE TABLE ${quoteName(database)}.${quoteName(plan.table)}`);
           await target.query(`USE ${quoteName(database)}`);
-          await target.query(String(definition?.['Create Table']));
+          await target.query(String(definition?.['Create Table']).replace(/^CREATE TABLE/, 'CREATE TABLE IF NOT EXISTS'));
           plans.push(plan);
         }
         views.push(...found.views.map((name) => ({ database, name })));
@@ -197,6 +231,11 @@ export class MysqlDataMover implements DataMoverV1 {
       const copyChunk = async (reader: Connection, writer: Connection, chunk: Chunk) => {
         const { plan } = chunk;
         const from = `${quoteName(plan.database)}.${quoteName(plan.table)}`;
+        // A chunk an earlier run started but did not finish: clear what it wrote, then copy again.
+        if (resumed) {
+          if (chunk.range && plan.intKey) await writer.query(`DELETE FROM ${from} WHERE ${quoteName(plan.intKey)} >= ? AND ${quoteName(plan.intKey)} < ?`, chunk.range);
+          else await writer.query(`DELETE FROM ${from}`);
+        }
         const order = plan.key.length > 0 ? ` ORDER BY ${plan.key.map(quoteName).join(', ')}` : '';
         const condition = chunk.range && plan.intKey ? ` WHERE ${quoteName(plan.intKey)} >= ? AND ${quoteName(plan.intKey)} < ?` : '';
         const [data] = (await reader.query({ sql: `SELECT * FROM ${from}${condition}${order}`, rowsAsArray: true }, chunk.range ?? [])) as unknown as [unknown[][], FieldPacket[]];
@@ -228,37 +267,50 @@ export class MysqlDataMover implements DataMoverV1 {
         writers.push(writer);
       }
       connections.push(...writers);
-      await Promise.all(
+      const outcomes = await Promise.allSettled(
         workers.map(async (reader, index) => {
           for (let chunk = chunks[next++]; chunk !== undefined; chunk = chunks[next++]) {
-            if (options.signal?.aborted) throw new CancelledError('MySQL copy cancelled.');
+            if (options.signal?.aborted) throw new CancelledError('MySQL copy cancelled; resume with the same checkpoint.');
+            if (finished.has(chunkId(chunk))) {
+              done++;
+              continue;
+            }
             await copyChunk(reader, writers[index] as Connection, chunk);
+            finished.add(chunkId(chunk));
+            checkpoint.done = [...finished];
+            await writeCheckpoint(options.checkpointPath, checkpoint);
             done++;
             const seconds = (performance.now() - started) / 1000;
             options.onProgress?.({ phase: `${chunk.plan.database}.${chunk.plan.table}`, items, bytes, totalItems, bytesPerSecond: seconds > 0 ? bytes / seconds : 0, ...(done > 0 ? { etaSeconds: ((totalItems - done) * seconds) / done } : {}) });
           }
         }),
       );
+      // Every worker has stopped by now; report the first failure.
+      const failure = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+      if (failure) throw failure.reason;
 
       // Views, triggers and routines, after the data.
       for (const database of databases) {
         await target.query(`USE ${quoteName(database)}`);
         for (const view of views.filter((entry) => entry.database === database)) {
           const [definition] = await rows<Record<string, string>>(snapshotReader, `SHOW CREATE VIEW ${quoteName(database)}.${quoteName(view.name)}`);
-          await target.query(withoutDefiner(String(definition?.['Create View'])));
+          await target.query(withoutDefiner(String(definition?.['Create View'])).replace(/^CREATE /, 'CREATE OR REPLACE '));
         }
         for (const trigger of await rows<{ Trigger: string }>(snapshotReader, `SHOW TRIGGERS FROM ${quoteName(database)}`)) {
           const [definition] = await rows<Record<string, string>>(snapshotReader, `SHOW CREATE TRIGGER ${quoteName(database)}.${quoteName(trigger.Trigger)}`);
+          await target.query(`DROP TRIGGER IF EXISTS ${quoteName(database)}.${quoteName(trigger.Trigger)}`);
           await target.query(withoutDefiner(String(definition?.['SQL Original Statement'])));
         }
         for (const routine of await rows<{ name: string; type: string }>(snapshotReader, 'SELECT ROUTINE_NAME AS name, ROUTINE_TYPE AS type FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?', [database])) {
           const [definition] = await rows<Record<string, string>>(snapshotReader, `SHOW CREATE ${routine.type} ${quoteName(database)}.${quoteName(routine.name)}`);
           const statement = definition?.[`Create ${routine.type === 'PROCEDURE' ? 'Procedure' : 'Function'}`];
-          if (statement) await target.query(withoutDefiner(String(statement)));
+          if (!statement) continue;
+          await target.query(`DROP ${routine.type} IF EXISTS ${quoteName(database)}.${quoteName(routine.name)}`);
+          await target.query(withoutDefiner(String(statement)));
         }
       }
       for (const worker of workers) await worker.query('COMMIT');
-      return { items, bytes, durationMs: performance.now() - started, resumed: false, ...(binlog ? { binlog } : {}) };
+      return { items, bytes, durationMs: performance.now() - started, resumed, ...(binlog ? { binlog } : {}) };
     } catch (error) {
       if (ValidationError.isInstance(error) || CancelledError.isInstance(error)) throw error;
       throw new ArmadaError('Unknown', `MySQL copy failed: ${(error as Error).message}`, { cause: error });

@@ -4,7 +4,10 @@
  * Verify passes and `mysqldump` of both sides compares equal.
  */
 import { execFileSync } from 'node:child_process';
-import { ValidationError } from '@armada/core';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CancelledError, ValidationError } from '@armada/core';
 import { startMariaDbServer, type MariaDbServer } from '@armada/testkit';
 import { createConnection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,6 +80,30 @@ describe('MySQL mover between real MariaDB servers', () => {
     expect((error as ValidationError).issues[0]?.path).toBe('target.shop');
     await new MysqlDataMover().copy(endpoint(source), endpoint(target), { replaceExisting: true });
     expect((await new MysqlDataMover().verify(endpoint(source), endpoint(target))).ok).toBe(true);
+  }, 120_000);
+
+  it('resumes a copy killed in the middle and ends identical, with nothing duplicated', async () => {
+    const fresh = await startMariaDbServer();
+    const checkpointPath = join(mkdtempSync(join(tmpdir(), 'armada-mysql-ckpt-')), 'copy.json');
+    try {
+      const controller = new AbortController();
+      let chunks = 0;
+      const first = await new MysqlDataMover()
+        .copy(endpoint(source), endpoint(fresh), { chunkRows: 2000, concurrency: 2, checkpointPath, signal: controller.signal, onProgress: () => ++chunks === 3 && controller.abort() })
+        .catch((caught: unknown) => caught);
+      expect(CancelledError.isInstance(first)).toBe(true);
+      const connection = await createConnection({ host: fresh.host, port: fresh.port, user: 'root' });
+      const [[partial]] = (await connection.query('SELECT COUNT(*) AS n FROM shop.orders')) as unknown as [[{ n: number }]];
+      await connection.end();
+      expect(Number(partial?.n)).toBeLessThan(40_000);
+      const resumed = await new MysqlDataMover().copy(endpoint(source), endpoint(fresh), { chunkRows: 2000, concurrency: 2, checkpointPath });
+      expect(resumed.resumed).toBe(true);
+      expect(await new MysqlDataMover().verify(endpoint(source), endpoint(fresh), { chunkRows: 2000 })).toMatchObject({ ok: true });
+      expect(dump(fresh)).toBe(dump(source));
+      expect(readFileSync(checkpointPath, 'utf8')).not.toMatch(/password/i);
+    } finally {
+      await fresh.stop();
+    }
   }, 120_000);
 
   it('gives one clear error for a wrong password, before writing anything', async () => {
