@@ -1,4 +1,5 @@
 export * from './errors.js';
+export * from './files.js';
 export * from './spec/cidr.js';
 export * from './spec/schema.js';
 export * from './spec/load.js';

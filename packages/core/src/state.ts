@@ -4,8 +4,8 @@
  * drift: resources that vanished outside Armada, or that an interrupted run made without recording.
  * Sensitive properties are never written; the file is created with mode 0600.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile, } from 'node:fs/promises';
+import { writeFileAtomic } from './files.js';
 import type { Plan } from './plan/types.js';
 import type { PlanNote } from './provider.js';
 import { SENSITIVE_PROPERTIES, type ObservedResource } from './resources.js';
@@ -28,11 +28,7 @@ function withoutSecrets(resource: ObservedResource): ObservedResource {
 
 export async function writeStateFile(path: string, state: Omit<StateFile, 'version' | 'writtenAt'>): Promise<void> {
   const file: StateFile = { version: 1, writtenAt: new Date().toISOString(), ...state, resources: state.resources.map(withoutSecrets) };
-  await mkdir(dirname(path), { recursive: true });
-  // Write then rename, so a crash never leaves half a file.
-  const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
-  await rename(temporary, path);
+  await writeFileAtomic(path, `${JSON.stringify(file, null, 2)}\n`);
 }
 
 /** The state file, or undefined when there is none yet. */

@@ -17,14 +17,14 @@ import {
   ArmadaError,
   CancelledError,
   ValidationError,
+  serialJsonWriter,
   type CopyOptions,
   type CopyReport,
   type DataEndpoint,
   type DataMoverV1,
   type VerifyReport,
 } from '@armada/core';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile, } from 'node:fs/promises';
 import { createConnection, type Connection, type FieldPacket, type RowDataPacket } from 'mysql2/promise';
 
 export const MYSQL_DATA_MOVER_ID = 'mysql';
@@ -129,13 +129,6 @@ async function readCheckpoint(path: string | undefined): Promise<Checkpoint | un
   }
 }
 
-async function writeCheckpoint(path: string | undefined, checkpoint: Checkpoint): Promise<void> {
-  if (!path) return;
-  await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(checkpoint)}\n`, { mode: 0o600 });
-  await rename(temporary, path);
-}
 
 const chunkId = (chunk: Chunk) => `${chunk.plan.database}.${chunk.plan.table}:${chunk.range ? chunk.range[0] : 'all'}`;
 
@@ -163,6 +156,8 @@ export class MysqlDataMover implements DataMoverV1 {
       const resumed = previous !== undefined && previous.source === where(sourceEndpoint) && previous.target === where(targetEndpoint);
       const checkpoint: Checkpoint = resumed ? previous : { version: 1, source: where(sourceEndpoint), target: where(targetEndpoint), done: [] };
       const finished = new Set(checkpoint.done);
+      // Workers finish chunks concurrently: one writer, in order, so a later list is never overwritten by an earlier one.
+      const saveCheckpoint = serialJsonWriter(options.checkpointPath);
       // Refuse a target that holds data before anything is written (a resumed copy's own aside).
       const occupied = await rows<{ name: string; rowsEstimate: number }>(
         target,
@@ -278,7 +273,7 @@ export class MysqlDataMover implements DataMoverV1 {
             await copyChunk(reader, writers[index] as Connection, chunk);
             finished.add(chunkId(chunk));
             checkpoint.done = [...finished];
-            await writeCheckpoint(options.checkpointPath, checkpoint);
+            await saveCheckpoint(checkpoint);
             done++;
             const seconds = (performance.now() - started) / 1000;
             options.onProgress?.({ phase: `${chunk.plan.database}.${chunk.plan.table}`, items, bytes, totalItems, bytesPerSecond: seconds > 0 ? bytes / seconds : 0, ...(done > 0 ? { etaSeconds: ((totalItems - done) * seconds) / done } : {}) });

@@ -9,12 +9,12 @@
  * (SCAN cursors and counts, no secrets) lets a killed copy resume where it stopped.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile, } from 'node:fs/promises';
 import {
   ArmadaError,
   CancelledError,
   ValidationError,
+  serialJsonWriter,
   type CopyOptions,
   type CopyReport,
   type DataEndpoint,
@@ -89,13 +89,6 @@ async function readCheckpoint(path: string | undefined): Promise<Checkpoint | un
   }
 }
 
-async function writeCheckpoint(path: string | undefined, checkpoint: Checkpoint): Promise<void> {
-  if (!path) return;
-  await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.${process.pid}.tmp`;
-  await writeFile(temporary, `${JSON.stringify(checkpoint)}\n`, { mode: 0o600 });
-  await rename(temporary, path);
-}
 
 /** Copies one key with its type's commands, piece by piece: for keys too large to DUMP at once. */
 async function copyInPieces(source: Redis, target: Redis, key: Buffer, ttl: number): Promise<number> {
@@ -172,6 +165,7 @@ export class RedisDataMover implements DataMoverV1 {
       const previous = await readCheckpoint(options.checkpointPath);
       const resumed = previous !== undefined && previous.source === where(sourceEndpoint) && previous.target === where(targetEndpoint);
       const checkpoint: Checkpoint = resumed ? previous : { version: 1, source: where(sourceEndpoint), target: where(targetEndpoint), databases: {} };
+      const saveCheckpoint = serialJsonWriter(options.checkpointPath);
 
       // Refuse a target that holds data before writing anything (a resumed copy's own data aside).
       const targetKeys = await keyspace(target);
@@ -234,7 +228,7 @@ export class RedisDataMover implements DataMoverV1 {
           state.bytes = bytes;
           cursor = String(next);
           state.cursor = cursor;
-          await writeCheckpoint(options.checkpointPath, checkpoint);
+          await saveCheckpoint(checkpoint);
           const seconds = (performance.now() - started) / 1000;
           options.onProgress?.({
             phase: `db ${db}`,
@@ -246,7 +240,7 @@ export class RedisDataMover implements DataMoverV1 {
           });
         } while (cursor !== '0');
         state.done = true;
-        await writeCheckpoint(options.checkpointPath, checkpoint);
+        await saveCheckpoint(checkpoint);
       }
       return { items, bytes, durationMs: performance.now() - started, resumed };
     } finally {

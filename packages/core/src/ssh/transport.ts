@@ -7,11 +7,11 @@
  * Private keys are only ever handed to ssh2: never logged, never put in errors.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile, } from 'node:fs/promises';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { CommandChannel, CommandResult } from '../config-manager.js';
 import { ArmadaError, CancelledError, TimeoutError, ValidationError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
 import { sleep } from '../execute/retry.js';
 
 /** Where pinned host keys are kept: `host:port` -> SHA256 fingerprint. */
@@ -39,10 +39,7 @@ export function fileHostKeyStore(path: string): HostKeyStore {
     get: async (host) => (await load())[host],
     async set(host, fingerprint) {
       const keys = { ...(await load()), [host]: fingerprint };
-      await mkdir(dirname(path), { recursive: true });
-      const temporary = `${path}.${process.pid}.tmp`;
-      await writeFile(temporary, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });
-      await rename(temporary, path);
+      await writeFileAtomic(path, `${JSON.stringify(keys, null, 2)}\n`);
     },
   };
 }
