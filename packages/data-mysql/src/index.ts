@@ -14,3 +14,4 @@ export function mysqlDataMoverPlugin(): ArmadaPlugin {
     },
   });
 }
+export { MysqlReplication, type BinlogPosition, type MysqlReplicationStatus } from './replication.js';
