@@ -1,6 +1,8 @@
 /**
- * The Redis mover against Redis's own full sync (REPLICAOF), on the same generated data set, in
- * one run: `tsx bench/redis-copy.ts [keys]`. Prints one JSON line.
+ * The Redis mover against Redis's own full sync (REPLICAOF) and against redis-cli (`--scan`, then
+ * `MIGRATE ... COPY KEYS` in batches of 1,000, the usual redis-cli way to copy keys between two
+ * servers), on the same generated data set, in one run: `tsx bench/redis-copy.ts [keys]`. Prints
+ * one JSON line.
  *
  * The copy runs in a child process (`copy` mode), so its peak memory is the mover's own, not the
  * data generator's. The source is set to start a full sync at once (repl-diskless-sync-delay 0):
@@ -20,7 +22,7 @@ if (process.argv[2] === 'copy') {
 }
 
 const keys = Number(process.argv[2] ?? 300_000);
-const [source, copyTarget, syncTarget] = await Promise.all([startRedisServer(), startRedisServer(), startRedisServer()]);
+const [source, copyTarget, syncTarget, cliTarget] = await Promise.all([startRedisServer(), startRedisServer(), startRedisServer(), startRedisServer()]);
 try {
   const client = new Redis({ host: source.host, port: source.port });
   // Mostly small strings (a tenth with a TTL), some hashes and lists, and one big hash.
@@ -56,6 +58,20 @@ try {
   const syncMs = performance.now() - started;
   replication.close();
 
+  // redis-cli: every key is listed, then moved by the source itself, 1,000 keys per MIGRATE. The
+  // generated keys are plain text, so redis-cli's line protocol carries them unquoted.
+  started = performance.now();
+  const cli = (args: string[], input?: string) => execFileSync('redis-cli', ['-h', source.host, '-p', String(source.port), ...args], { encoding: 'utf8', maxBuffer: 1 << 28, ...(input === undefined ? {} : { input }) });
+  const listed = cli(['--scan']).split('\n').filter(Boolean);
+  const migrations: string[] = [];
+  for (let index = 0; index < listed.length; index += 1000) migrations.push(`MIGRATE ${cliTarget.host} ${cliTarget.port} "" 0 60000 COPY KEYS ${listed.slice(index, index + 1000).join(' ')}`);
+  const replies = cli([], `${migrations.join('\n')}\n`).split('\n').filter(Boolean);
+  const cliMs = performance.now() - started;
+  if (replies.some((reply) => reply !== 'OK')) throw new Error(`redis-cli MIGRATE failed: ${replies.find((reply) => reply !== 'OK')}`);
+  const cliClient = new Redis({ host: cliTarget.host, port: cliTarget.port });
+  const cliKeys = Number(await cliClient.dbsize());
+  cliClient.disconnect();
+
   started = performance.now();
   const verified = await new RedisDataMover().verify({ host: source.host, port: source.port }, { host: copyTarget.host, port: copyTarget.port });
   const verifyMs = performance.now() - started;
@@ -66,11 +82,14 @@ try {
       copyMs: copy.copyMs,
       replicaofFullSyncMs: Math.round(syncMs),
       ratio: Number((copy.copyMs / syncMs).toFixed(2)),
+      redisCliMigrateMs: Math.round(cliMs),
+      redisCliKeys: cliKeys,
+      ratioToRedisCli: Number((copy.copyMs / cliMs).toFixed(2)),
       copyPeakRssMB: copy.peakRssMB,
       verifyMs: Math.round(verifyMs),
       verified: verified.ok,
     }),
   );
 } finally {
-  await Promise.all([source.stop(), copyTarget.stop(), syncTarget.stop()]);
+  await Promise.all([source.stop(), copyTarget.stop(), syncTarget.stop(), cliTarget.stop()]);
 }
