@@ -24,3 +24,6 @@ export * from './server/policy.js';
 export * from './server/runtimes.js';
 export * from './server/upload.js';
 export * from './dns/cutover.js';
+export * from './runbook/runbook.js';
+export * from './runbook/steps.js';
+export * from './runbook/report.js';

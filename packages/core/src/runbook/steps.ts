@@ -1,0 +1,447 @@
+/**
+ * The built-in migration steps, in the order of the story: check policies, provision the target,
+ * configure its servers (which deploys the apps from git as their system users), copy the data,
+ * verify it, lower the DNS TTLs ahead of time, switch DNS, and optionally decommission the source.
+ *
+ * Each is a factory returning a `MigrationStep`; `standardMigrationSteps` strings them together
+ * from one definition. Every step is idempotent: provisioning converges, configuration is the
+ * config manager's own idempotent apply, data copies resume from their chunk checkpoints, and DNS
+ * upserts the same records again.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { applyEnvironment, destroyEnvironment } from '../apply.js';
+import type { CommandChannel, ConfigManagerV1 } from '../config-manager.js';
+import type { CopyOptions, DataEndpoint, DataMoverV1 } from '../data-mover.js';
+import { type DnsSnapshot, lowerDnsTtl, switchDns } from '../dns/cutover.js';
+import { ValidationError } from '../errors.js';
+import { serialJsonWriter } from '../files.js';
+import { evaluatePolicies, formatViolations, type PolicyRule } from '../policies/engine.js';
+import { builtInRules } from '../policies/rules.js';
+import { planDestroy, plan as makePlan } from '../plan/planner.js';
+import { renderPlanText } from '../plan/render.js';
+import type { DnsService, ProviderV1 } from '../provider.js';
+import type { ObservedResource } from '../resources.js';
+import { environmentSecrets, resolveOutputs, roleOf, type SecretResolver, type ServerPolicies, secretsOf } from '../server/policy.js';
+import type { EnvironmentSpec } from '../spec/schema.js';
+import type { JsonValue, MigrationStep, StepContext, StepResult } from './runbook.js';
+
+/** What provisioning made, as later steps need it: instances with their role and addresses. */
+// Type aliases rather than interfaces: they are plain JSON, recorded in the checkpoint.
+export type ProvisionedInstance = {
+  name: string;
+  id: string;
+  role: string | null;
+  publicIp: string | null;
+  privateIp: string | null;
+};
+
+export type ProvisionOutput = {
+  provider: string;
+  region: string;
+  created: number;
+  updated: number;
+  deleted: number;
+  instances: ProvisionedInstance[];
+};
+
+type StoreCopied = { mover: string; items: number; bytes: number; durationMs: number; resumed: boolean };
+
+const text = (value: unknown): string | null => (typeof value === 'string' && value.length > 0 ? value : null);
+const count = (n: number, what: string) => `${n.toLocaleString('en-US')} ${what}${n === 1 ? '' : 's'}`;
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** Policies on the target spec and on the plan against the target: any error stops the run before anything is made. */
+export function checkPoliciesStep(options: { spec: EnvironmentSpec; provider: ProviderV1; rules?: readonly PolicyRule[]; id?: string }): MigrationStep {
+  const rules = options.rules ?? builtInRules;
+  const check = async (context: StepContext) => {
+    const planned = await makePlan({ spec: options.spec, provider: options.provider, signal: context.signal });
+    return evaluatePolicies({ spec: options.spec, plan: planned }, rules);
+  };
+  return {
+    id: options.id ?? 'check-policies',
+    title: `Check ${rules.length} policies on ${options.spec.name}`,
+    async describe(context) {
+      const report = await check(context);
+      return [`would check ${rules.length} policies: ${report.errors.length} error(s), ${report.warnings.length} warning(s) today`];
+    },
+    async run(context) {
+      const report = await check(context);
+      if (!report.ok) {
+        throw new ValidationError(`${report.errors.length} policy violation(s) block the migration:`, {
+          issues: report.errors.map((violation) => ({ path: violation.path, message: `${violation.message} [${violation.rule}]`, ...(violation.fix ? { fix: violation.fix } : {}) })),
+        });
+      }
+      return {
+        summary: `${rules.length} policies pass${report.warnings.length > 0 ? `, ${count(report.warnings.length, 'warning')}` : ''}`,
+        details: report.warnings.length > 0 ? formatViolations(report.warnings).split('\n') : [],
+        output: { errors: 0, warnings: report.warnings.length },
+      };
+    },
+  };
+}
+
+/** Provisions (converges) the target environment; its instances become the output later steps use. */
+export function provisionStep(options: { spec: EnvironmentSpec; provider: ProviderV1; statePath?: string; rules?: readonly PolicyRule[]; id?: string }): MigrationStep {
+  const { spec, provider } = options;
+  return {
+    id: options.id ?? 'provision-target',
+    title: `Provision ${spec.name} on ${provider.id} (${provider.region})`,
+    async describe(context) {
+      return renderPlanText(await makePlan({ spec, provider, signal: context.signal })).split('\n');
+    },
+    async run(context) {
+      const { plan, execution } = await applyEnvironment({
+        spec,
+        provider,
+        signal: context.signal,
+        ...(options.rules ? { rules: options.rules } : {}),
+        ...(options.statePath ? { statePath: options.statePath } : {}),
+        onEvent: (event) => {
+          if (event.type === 'succeeded') context.progress(`${event.step} ${event.address}`);
+        },
+      });
+      if (execution.status !== 'succeeded') {
+        const failed = execution.failed.map((failure) => `${failure.address}: ${failure.error.message}`);
+        throw new ValidationError(`Provisioning ${spec.name} did not finish: ${failed.join('; ') || execution.status}`);
+      }
+      const instances: ProvisionedInstance[] = execution.resources
+        .filter((resource) => resource.kind === 'instance')
+        .map((resource) => {
+          const role = spec.instances.find((instance) => resource.name === instance.name || resource.name.startsWith(`${instance.name}-`))?.role;
+          return { name: resource.name, id: resource.id, role: role ?? null, publicIp: text(resource.outputs.publicIp), privateIp: text(resource.outputs.privateIp) };
+        });
+      const output: ProvisionOutput = { provider: provider.id, region: provider.region, created: plan.summary.create ?? 0, updated: (plan.summary.update ?? 0) + (plan.summary.replace ?? 0), deleted: plan.summary.delete ?? 0, instances };
+      return {
+        summary: `${output.created} created, ${output.updated} updated, ${output.deleted} deleted; ${count(instances.length, 'instance')} on ${provider.id}`,
+        details: instances.map((instance) => `${instance.name} (${instance.id}) ${instance.role ?? 'no role'}: public ${instance.publicIp ?? '-'}, private ${instance.privateIp ?? '-'}`),
+        output,
+      };
+    },
+  };
+}
+
+/** A command channel that can be closed (an SSH session). */
+export type ServerConnection = CommandChannel & { close?(): void | Promise<void> };
+
+export interface ConfigureServersOptions {
+  configManager: ConfigManagerV1<ServerPolicies>;
+  policies: ServerPolicies;
+  /** How to reach a provisioned instance (SSH to its public address, through a bastion, ...). */
+  connect(instance: ProvisionedInstance, signal: AbortSignal): Promise<ServerConnection>;
+  /** Where secrets the policies name come from (default: environment variables). */
+  secrets?: SecretResolver;
+  /** The step whose output lists the instances (default `provision-target`). */
+  provisioned?: string;
+  id?: string;
+}
+
+const asObserved = (instances: readonly ProvisionedInstance[]): ObservedResource[] =>
+  instances.map((instance) => ({
+    address: `instance.${instance.name}`,
+    kind: 'instance',
+    name: instance.name,
+    id: instance.id,
+    properties: {} as ObservedResource['properties'],
+    outputs: { ...(instance.publicIp ? { publicIp: instance.publicIp } : {}), ...(instance.privateIp ? { privateIp: instance.privateIp } : {}) },
+  }));
+
+/**
+ * Bootstraps each provisioned instance that has a role over its connection and applies the role's
+ * server policies: system users, packages, files, services, databases, and the apps cloned from
+ * git and checked out as their owners. What changed on each server is the step's report.
+ */
+export function configureServersStep(options: ConfigureServersOptions): MigrationStep {
+  const provisioned = options.provisioned ?? 'provision-target';
+  const secrets = options.secrets ?? environmentSecrets;
+  const rendered = (instances: readonly ProvisionedInstance[]) => {
+    const { values, issues } = resolveOutputs(options.policies, asObserved(instances));
+    if (issues.length > 0) throw new ValidationError('The server policies refer to outputs provisioning did not make:', { issues });
+    return options.configManager.render(options.policies, values);
+  };
+  const roleFor = (instance: ProvisionedInstance) => roleOf(options.policies, { name: instance.name, ...(instance.role ? { role: instance.role } : {}) });
+  return {
+    id: options.id ?? 'configure-servers',
+    title: `Configure the servers and deploy the apps with ${options.configManager.id}`,
+    async describe(context) {
+      if (!context.hasOutput(provisioned)) {
+        return Object.keys(options.policies.roles).map((role) => `would apply role ${role} (${options.configManager.id}) on each new instance that has it`);
+      }
+      const instances = context.outputOf<ProvisionOutput>(provisioned).instances;
+      const artifacts = rendered(instances);
+      return [
+        ...instances.map((instance) => `${instance.name}: ${roleFor(instance) ? `would apply role ${roleFor(instance)}` : 'no role, left alone'}`),
+        `${count(artifacts.length, 'artifact')} rendered: ${artifacts.map((artifact) => artifact.path).join(', ')}`,
+      ];
+    },
+    async run(context) {
+      const instances = context.outputOf<ProvisionOutput>(provisioned).instances;
+      const artifacts = rendered(instances);
+      const servers: JsonValue[] = [];
+      const details: string[] = [];
+      for (const instance of instances) {
+        const role = roleFor(instance);
+        if (!role) continue;
+        const policy = options.policies.roles[role];
+        if (!policy) throw new ValidationError(`Instance ${instance.name} has role "${role}", which the server policies do not define.`);
+        const missing = secretsOf(policy).filter((name) => secrets(name) === undefined);
+        if (missing.length > 0) {
+          throw new ValidationError(`Role ${role} needs secrets that are not set: ${missing.join(', ')}.`, {
+            issues: missing.map((name) => ({ path: `secrets.${name}`, message: 'not set', fix: `export ${name}=... (or pass a secret resolver)` })),
+          });
+        }
+        context.progress(`${instance.name}: bootstrapping ${options.configManager.id}`);
+        const connection = await options.connect(instance, context.signal);
+        try {
+          const values = Object.fromEntries(secretsOf(policy).map((name) => [name, secrets(name) as string]));
+          await options.configManager.bootstrap(connection, artifacts, { secrets: values, signal: context.signal });
+          context.progress(`${instance.name}: applying role ${role}`);
+          const report = await options.configManager.apply(connection, { role, signal: context.signal });
+          const changed = report.resources.filter((resource) => resource.status === 'changed').map((resource) => resource.resource);
+          if (report.failed > 0) {
+            const failed = report.resources.filter((resource) => resource.status === 'failed').map((resource) => `${resource.resource}${resource.message ? `: ${resource.message}` : ''}`);
+            throw new ValidationError(`Role ${role} failed on ${instance.name} (${connection.description}): ${failed.join('; ')}`);
+          }
+          servers.push({ name: instance.name, role, via: connection.description, changed: report.changed, unchanged: report.unchanged });
+          details.push(`${instance.name} (${role}): ${report.changed} changed, ${report.unchanged} unchanged${changed.length > 0 ? `: ${changed.join(', ')}` : ''}`);
+        } finally {
+          await connection.close?.();
+        }
+      }
+      return { summary: `${count(servers.length, 'server')} configured`, details, output: { servers } };
+    },
+  };
+}
+
+/** One data store to move: its mover, where it is, where it goes. Passwords stay here, in memory. */
+export interface DataStoreMove {
+  /** Names the store in reports and its checkpoint file: `shop-db`, `sessions`. */
+  name: string;
+  mover: DataMoverV1;
+  source: DataEndpoint;
+  /** The target's endpoint, or how to find it among the provisioned instances. */
+  target: DataEndpoint | ((instances: readonly ProvisionedInstance[]) => DataEndpoint);
+  copy?: Omit<CopyOptions, 'checkpointPath' | 'signal' | 'onProgress'>;
+}
+
+const where = (endpoint: DataEndpoint) => `${endpoint.host}:${endpoint.port}${endpoint.databases ? ` (${endpoint.databases.join(', ')})` : ''}`;
+
+function targetOf(store: DataStoreMove, context: StepContext, provisioned: string): DataEndpoint {
+  if (typeof store.target !== 'function') return store.target;
+  return store.target(context.hasOutput(provisioned) ? context.outputOf<ProvisionOutput>(provisioned).instances : []);
+}
+
+/**
+ * Copies each store with its mover. Each store keeps its mover's chunk checkpoint in the step's
+ * directory, so a run killed in the middle of a copy resumes at the chunk where it stopped; stores
+ * finished before the kill are not copied again.
+ */
+export function copyDataStep(options: { stores: readonly DataStoreMove[]; provisioned?: string; id?: string }): MigrationStep {
+  const provisioned = options.provisioned ?? 'provision-target';
+  return {
+    id: options.id ?? 'copy-data',
+    title: `Copy ${options.stores.map((store) => `${store.name} (${store.mover.id})`).join(', ')}`,
+    async describe(context) {
+      return options.stores.map((store) => {
+        const target = context.hasOutput(provisioned) || typeof store.target !== 'function' ? where(targetOf(store, context, provisioned)) : 'the new server';
+        return `would copy ${store.name} with ${store.mover.id} from ${where(store.source)} to ${target}${store.copy?.replaceExisting ? ', replacing what is there' : ''}`;
+      });
+    },
+    async run(context) {
+      const donePath = join(context.workDirectory, 'finished.json');
+      const finished: Record<string, StoreCopied> = existsSync(donePath) ? JSON.parse(await readFile(donePath, 'utf8')) : {};
+      const saveFinished = serialJsonWriter(donePath);
+      for (const store of options.stores) {
+        if (finished[store.name]) continue;
+        const target = targetOf(store, context, provisioned);
+        context.progress(`${store.name}: copying from ${where(store.source)} to ${where(target)}`);
+        const report = await store.mover.copy(store.source, target, {
+          ...store.copy,
+          checkpointPath: join(context.workDirectory, `${store.name}.checkpoint.json`),
+          signal: context.signal,
+          onProgress: (progress) => {
+            const total = progress.totalItems ? ` of ${progress.totalItems.toLocaleString('en-US')}` : '';
+            const eta = progress.etaSeconds === undefined ? '' : `, ETA ${Math.ceil(progress.etaSeconds)} s`;
+            const rate = progress.bytesPerSecond === undefined ? '' : `, ${(progress.bytesPerSecond / 1_048_576).toFixed(1)} MiB/s`;
+            context.progress(`${store.name}: ${progress.phase} ${progress.items.toLocaleString('en-US')}${total}${rate}${eta}`, progress.totalItems ? progress.items / progress.totalItems : undefined);
+          },
+        });
+        finished[store.name] = { mover: store.mover.id, items: report.items, bytes: report.bytes, durationMs: Math.round(report.durationMs), resumed: report.resumed };
+        await saveFinished(finished);
+      }
+      const stores = options.stores.map((store) => ({ name: store.name, ...(finished[store.name] as StoreCopied) }));
+      const items = stores.reduce((sum, store) => sum + store.items, 0);
+      const bytes = stores.reduce((sum, store) => sum + store.bytes, 0);
+      return {
+        summary: `${count(stores.length, 'store')} copied: ${items.toLocaleString('en-US')} items, ${(bytes / 1_048_576).toFixed(1)} MiB`,
+        details: stores.map((store) => `${store.name} (${store.mover}): ${store.items.toLocaleString('en-US')} items, ${(store.bytes / 1_048_576).toFixed(1)} MiB in ${seconds(store.durationMs)}${store.resumed ? ', resumed' : ''}`),
+        output: { items, bytes, stores },
+      };
+    },
+  };
+}
+
+/** Compares each store's source and target; a difference stops the run before DNS moves. */
+export function verifyDataStep(options: { stores: readonly DataStoreMove[]; provisioned?: string; sample?: number; id?: string }): MigrationStep {
+  const provisioned = options.provisioned ?? 'provision-target';
+  return {
+    id: options.id ?? 'verify-data',
+    title: `Verify ${options.stores.map((store) => store.name).join(', ')}`,
+    async describe() {
+      return options.stores.map((store) => `would compare ${store.name} on both sides with ${store.mover.id}${options.sample ? ` (a sample of ${options.sample})` : ' (complete)'}`);
+    },
+    async run(context) {
+      const stores: JsonValue[] = [];
+      for (const store of options.stores) {
+        context.progress(`${store.name}: verifying`);
+        const report = await store.mover.verify(store.source, targetOf(store, context, provisioned), { signal: context.signal, ...(options.sample ? { sample: options.sample } : {}) });
+        if (!report.ok) throw new ValidationError(`${store.name} differs between source and target: ${report.firstDifference ?? 'no detail'}`);
+        stores.push({ name: store.name, ok: true, compared: report.compared });
+      }
+      return { summary: `${count(stores.length, 'store')} identical`, details: stores.map((store) => `${(store as { name: string }).name}: ${Number((store as { compared: number }).compared).toLocaleString('en-US')} compared, identical`), output: { stores } };
+    },
+  };
+}
+
+/** A record to move, and where it should point: fixed addresses or a provisioned instance's. */
+export interface DnsRecordMove {
+  name: string;
+  type: 'A' | 'AAAA' | 'CNAME';
+  to: string[] | { instance: string; address?: 'publicIp' | 'privateIp' };
+}
+
+export interface DnsStepOptions {
+  dns: DnsService;
+  zone: string;
+  records: readonly DnsRecordMove[];
+  /** TTL during and after the move (default 60 s). */
+  lowTtl?: number;
+  id?: string;
+}
+
+/** Ahead of time: lower the TTLs (the old records are the output: what a rollback restores). */
+export function lowerDnsTtlStep(options: DnsStepOptions): MigrationStep {
+  const lowTtl = options.lowTtl ?? 60;
+  const switches = options.records.map((record) => ({ name: record.name, type: record.type, to: [] }));
+  return {
+    id: options.id ?? 'lower-dns-ttl',
+    title: `Lower the TTLs in ${options.zone} to ${lowTtl} s`,
+    async describe(context) {
+      const live = await options.dns.listRecords(options.zone, { signal: context.signal });
+      return options.records.map((record) => {
+        const found = live.find((entry) => entry.name === record.name && entry.type === record.type);
+        return found ? `${record.name} ${record.type}: TTL ${found.ttl} -> ${lowTtl}` : `${record.name} ${record.type}: MISSING from ${options.zone}`;
+      });
+    },
+    async run(context) {
+      const snapshot = await lowerDnsTtl(options.dns, { zone: options.zone, records: switches, lowTtl, signal: context.signal });
+      return {
+        summary: `${count(snapshot.records.length, 'record')} lowered to ${lowTtl} s (longest old TTL ${snapshot.longestTtl} s)`,
+        details: snapshot.records.map((record) => `${record.name} ${record.type} ${record.values.join(', ')} (was TTL ${record.ttl})`),
+        output: snapshot as unknown as JsonValue,
+      };
+    },
+  };
+}
+
+export interface SwitchDnsOptions extends DnsStepOptions {
+  /** The step that lowered the TTLs (default `lower-dns-ttl`). */
+  lowered?: string;
+  provisioned?: string;
+  /** How to wait out the old TTL (tests and the demo pass a shorter wait). */
+  wait?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/** Waits out the old TTL, points the records at the target, and reads them back through the API. */
+export function switchDnsStep(options: SwitchDnsOptions): MigrationStep {
+  const lowered = options.lowered ?? 'lower-dns-ttl';
+  const provisioned = options.provisioned ?? 'provision-target';
+  const addressesOf = (record: DnsRecordMove, context: StepContext): string[] => {
+    if (Array.isArray(record.to)) return record.to;
+    const { instance, address = 'publicIp' } = record.to;
+    const found = context.outputOf<ProvisionOutput>(provisioned).instances.find((entry) => entry.name === instance);
+    const value = found?.[address];
+    if (!value) throw new ValidationError(`DNS record ${record.name} should point at ${instance}'s ${address}, which provisioning did not report.`);
+    return [value];
+  };
+  return {
+    id: options.id ?? 'switch-dns',
+    title: `Switch ${options.records.map((record) => record.name).join(', ')} to the target`,
+    async describe(context) {
+      return options.records.map((record) => {
+        const to = Array.isArray(record.to) ? record.to.join(', ') : context.hasOutput(provisioned) ? addressesOf(record, context).join(', ') : `${record.to.instance}'s ${record.to.address ?? 'publicIp'}`;
+        return `would point ${record.name} ${record.type} at ${to}`;
+      });
+    },
+    async run(context) {
+      const snapshot = context.outputOf<JsonValue>(lowered) as unknown as DnsSnapshot;
+      const records = options.records.map((record) => ({ name: record.name, type: record.type, to: addressesOf(record, context) }));
+      const report = await switchDns(options.dns, snapshot, {
+        zone: options.zone,
+        records,
+        signal: context.signal,
+        ...(options.lowTtl === undefined ? {} : { lowTtl: options.lowTtl }),
+        ...(options.wait ? { wait: options.wait } : {}),
+        onProgress: (message) => context.progress(message),
+      });
+      const cutoverAt = new Date().toISOString();
+      return {
+        summary: `${count(report.switched.length, 'record')} switched at ${cutoverAt} after waiting ${seconds(report.waitedMs)}`,
+        details: report.switched.map((record) => `${record.name} ${record.type} -> ${record.values.join(', ')} (TTL ${record.ttl})`),
+        output: { cutoverAt, waitedMs: report.waitedMs, switched: report.switched.map((record) => ({ name: record.name, type: record.type, values: record.values, ttl: record.ttl })) },
+      };
+    },
+  };
+}
+
+/** Destroys the source environment: last, and only when asked. */
+export function decommissionSourceStep(options: { provider: ProviderV1; environment: string; statePath?: string; id?: string }): MigrationStep {
+  return {
+    id: options.id ?? 'decommission-source',
+    title: `Decommission ${options.environment} on ${options.provider.id}`,
+    async describe(context) {
+      return renderPlanText(await planDestroy({ environment: options.environment, provider: options.provider, signal: context.signal })).split('\n');
+    },
+    async run(context) {
+      const { plan, execution } = await destroyEnvironment({ environment: options.environment, provider: options.provider, signal: context.signal, ...(options.statePath ? { statePath: options.statePath } : {}) });
+      if (execution.status !== 'succeeded') throw new ValidationError(`Decommissioning ${options.environment} did not finish: ${execution.failed.map((failure) => failure.error.message).join('; ')}`);
+      const deleted = plan.summary.delete ?? 0;
+      return { summary: `${count(deleted, 'resource')} deleted on ${options.provider.id}`, output: { deleted } };
+    },
+  };
+}
+
+/** Everything a standard migration needs, in one place. */
+export interface MigrationDefinition {
+  name: string;
+  source: { provider: ProviderV1; environment: string; statePath?: string };
+  target: { provider: ProviderV1; spec: EnvironmentSpec; statePath?: string };
+  rules?: readonly PolicyRule[];
+  servers?: Omit<ConfigureServersOptions, 'provisioned' | 'id'>;
+  data?: readonly DataStoreMove[];
+  verify?: { sample?: number };
+  dns?: Omit<SwitchDnsOptions, 'id' | 'lowered' | 'provisioned'>;
+  decommissionSource?: boolean;
+}
+
+/** The story's order; leave out what the definition does not have. Add, remove or reorder freely. */
+export function standardMigrationSteps(definition: MigrationDefinition): MigrationStep[] {
+  const { target } = definition;
+  const steps: MigrationStep[] = [
+    checkPoliciesStep({ spec: target.spec, provider: target.provider, ...(definition.rules ? { rules: definition.rules } : {}) }),
+    provisionStep({ spec: target.spec, provider: target.provider, ...(target.statePath ? { statePath: target.statePath } : {}), ...(definition.rules ? { rules: definition.rules } : {}) }),
+  ];
+  if (definition.servers) steps.push(configureServersStep(definition.servers));
+  if (definition.data && definition.data.length > 0) {
+    steps.push(copyDataStep({ stores: definition.data }));
+    steps.push(verifyDataStep({ stores: definition.data, ...(definition.verify?.sample ? { sample: definition.verify.sample } : {}) }));
+  }
+  if (definition.dns) steps.push(lowerDnsTtlStep(definition.dns), switchDnsStep(definition.dns));
+  if (definition.decommissionSource) {
+    steps.push(decommissionSourceStep({ provider: definition.source.provider, environment: definition.source.environment, ...(definition.source.statePath ? { statePath: definition.source.statePath } : {}) }));
+  }
+  return steps;
+}
+
+export type { StepResult };

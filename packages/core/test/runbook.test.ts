@@ -1,0 +1,147 @@
+/**
+ * The runbook engine with steps written the way a user writes their own: order, checkpoint,
+ * resume at the step that failed, dry run that runs nothing, outputs passed between steps, and a
+ * report. The built-in steps are exercised end to end in examples/test/migration.test.ts.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MigrationFailedError, type MigrationEvent, type MigrationStep, renderMigrationReport, runMigration, ValidationError } from '../src/index.js';
+
+let directory: string;
+beforeEach(async () => {
+  directory = await mkdtemp(join(tmpdir(), 'armada-runbook-'));
+});
+afterEach(async () => {
+  await rm(directory, { recursive: true, force: true });
+});
+
+/** A step that records each run in `runs`, and fails while `failures` is above zero. */
+function recordingStep(id: string, runs: string[], options: { failures?: number; output?: () => unknown } = {}): MigrationStep & { failures: number } {
+  return {
+    id,
+    title: `Step ${id}`,
+    failures: options.failures ?? 0,
+    async describe() {
+      return [`would do ${id}`];
+    },
+    async run(context) {
+      runs.push(id);
+      if (this.failures > 0) {
+        this.failures -= 1;
+        throw new Error(`${id} broke`);
+      }
+      context.progress(`${id} halfway`, 0.5);
+      return { summary: `${id} done`, output: (options.output?.() ?? { id }) as never };
+    },
+  };
+}
+
+describe('runMigration', () => {
+  it('runs the steps in order, records a checkpoint without secrets and returns a report', async () => {
+    const runs: string[] = [];
+    const events: MigrationEvent['type'][] = [];
+    const steps = [recordingStep('a', runs), recordingStep('b', runs), recordingStep('c', runs)];
+    const report = await runMigration({ name: 'm', steps, directory, onEvent: (event) => events.push(event.type) });
+    expect(runs).toEqual(['a', 'b', 'c']);
+    expect(report.status).toBe('succeeded');
+    expect(report.steps.map((step) => step.status)).toEqual(['done', 'done', 'done']);
+    expect(events).toEqual(['step-started', 'step-progress', 'step-succeeded', 'step-started', 'step-progress', 'step-succeeded', 'step-started', 'step-progress', 'step-succeeded']);
+    const checkpoint = JSON.parse(readFileSync(join(directory, 'checkpoint.json'), 'utf8'));
+    expect(Object.keys(checkpoint.steps)).toEqual(['a', 'b', 'c']);
+    expect(renderMigrationReport(report)).toContain('Step b');
+  });
+
+  it('stops at a failing step with the way to resume, refuses a plain re-run, and resumes there', async () => {
+    const runs: string[] = [];
+    const steps = [recordingStep('provision', runs), recordingStep('copy', runs, { failures: 1 }), recordingStep('dns', runs)];
+    const failure = await runMigration({ name: 'm', steps, directory }).catch((error: unknown) => error);
+    expect(MigrationFailedError.isInstance(failure)).toBe(true);
+    const failed = failure as MigrationFailedError;
+    expect(failed.step).toBe('copy');
+    expect(failed.message).toBe('Step "copy" failed: copy broke');
+    expect(failed.report.failure?.resume).toContain('--resume');
+    expect(failed.report.steps.map((step) => step.status)).toEqual(['done', 'failed', 'not run']);
+    expect(runs).toEqual(['provision', 'copy']);
+
+    await expect(runMigration({ name: 'm', steps, directory })).rejects.toThrow('stopped at step "copy"');
+    const resumed = await runMigration({ name: 'm', steps, directory, resume: true });
+    expect(runs).toEqual(['provision', 'copy', 'copy', 'dns']);
+    expect(resumed.resumed).toBe(true);
+    expect(resumed.steps.map((step) => step.status)).toEqual(['done earlier', 'done', 'done']);
+
+    // Finished: resuming again finds the work done; a plain run starts clean.
+    const again = await runMigration({ name: 'm', steps, directory, resume: true });
+    expect(again.steps.map((step) => step.status)).toEqual(['done earlier', 'done earlier', 'done earlier']);
+    await runMigration({ name: 'm', steps, directory });
+    expect(runs.slice(4)).toEqual(['provision', 'copy', 'dns']);
+  });
+
+  it('passes outputs between steps, also across a resume', async () => {
+    const runs: string[] = [];
+    const seen: unknown[] = [];
+    const consumer: MigrationStep & { failures: number } = {
+      id: 'use',
+      title: 'Use the address',
+      failures: 1,
+      async describe(context) {
+        return [context.hasOutput('make') ? `would use ${JSON.stringify(context.outputOf('make'))}` : 'would use the new address'];
+      },
+      async run(context) {
+        seen.push(context.outputOf('make'));
+        if (this.failures-- > 0) throw new Error('not yet');
+        return { summary: 'used' };
+      },
+    };
+    const steps = [recordingStep('make', runs, { output: () => ({ address: '10.0.0.5' }) }), consumer];
+    await expect(runMigration({ name: 'm', steps, directory })).rejects.toThrow('not yet');
+    await runMigration({ name: 'm', steps, directory, resume: true });
+    expect(seen).toEqual([{ address: '10.0.0.5' }, { address: '10.0.0.5' }]);
+    expect(runs).toEqual(['make']);
+  });
+
+  it('dry run: describes every step, runs none, writes nothing', async () => {
+    const runs: string[] = [];
+    const dry = join(directory, 'never-made');
+    const report = await runMigration({ name: 'm', steps: [recordingStep('a', runs), recordingStep('b', runs)], directory: dry, dryRun: true });
+    expect(runs).toEqual([]);
+    expect(existsSync(dry)).toBe(false);
+    expect(report.status).toBe('dry run');
+    expect(report.steps.map((step) => step.details)).toEqual([['would do a'], ['would do b']]);
+  });
+
+  it('a step that needs an earlier step that is not there says which and how to fix it', async () => {
+    const step: MigrationStep = {
+      id: 'switch',
+      title: 'Switch',
+      describe: async () => [],
+      run: async (context) => ({ summary: String(context.outputOf('provision')) }),
+    };
+    const failure = (await runMigration({ name: 'm', steps: [step], directory }).catch((error: unknown) => error)) as MigrationFailedError;
+    expect(ValidationError.isInstance(failure.cause)).toBe(true);
+    expect(failure.message).toContain('needs the output of step "provision"');
+  });
+
+  it('refuses duplicate step ids and a directory that belongs to another migration', async () => {
+    const runs: string[] = [];
+    await expect(runMigration({ name: 'm', steps: [recordingStep('a', runs), recordingStep('a', runs)], directory })).rejects.toThrow('unique ids');
+    await runMigration({ name: 'm', steps: [recordingStep('a', runs)], directory });
+    await expect(runMigration({ name: 'other', steps: [recordingStep('a', runs)], directory, resume: true })).rejects.toThrow('belongs to migration "m"');
+  });
+
+  it('cancellation stops before the next step, and the run resumes there', async () => {
+    const runs: string[] = [];
+    const controller = new AbortController();
+    const cancelling: MigrationStep = { ...recordingStep('first', runs), run: async () => {
+        controller.abort();
+        return { summary: 'first done' };
+      },
+    };
+    const steps = [cancelling, recordingStep('second', runs)];
+    await expect(runMigration({ name: 'm', steps, directory, signal: controller.signal })).rejects.toThrow('Cancelled before step "second"');
+    const resumed = await runMigration({ name: 'm', steps, directory, resume: true });
+    expect(resumed.steps.map((step) => step.status)).toEqual(['done earlier', 'done']);
+  });
+});
