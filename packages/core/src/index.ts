@@ -27,3 +27,4 @@ export * from './dns/cutover.js';
 export * from './runbook/runbook.js';
 export * from './runbook/steps.js';
 export * from './runbook/report.js';
+export * from './runbook/file.js';

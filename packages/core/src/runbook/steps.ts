@@ -16,6 +16,7 @@ import type { CommandChannel, ConfigManagerV1 } from '../config-manager.js';
 import type { CopyOptions, DataEndpoint, DataMoverV1 } from '../data-mover.js';
 import { type DnsSnapshot, lowerDnsTtl, switchDns } from '../dns/cutover.js';
 import { ValidationError } from '../errors.js';
+import { sleep } from '../execute/retry.js';
 import { serialJsonWriter } from '../files.js';
 import { evaluatePolicies, formatViolations, type PolicyRule } from '../policies/engine.js';
 import { builtInRules } from '../policies/rules.js';
@@ -308,7 +309,7 @@ export function verifyDataStep(options: { stores: readonly DataStoreMove[]; prov
 export interface DnsRecordMove {
   name: string;
   type: 'A' | 'AAAA' | 'CNAME';
-  to: string[] | { instance: string; address?: 'publicIp' | 'privateIp' };
+  to: string[] | { instance: string | string[]; address?: 'publicIp' | 'privateIp' };
 }
 
 export interface DnsStepOptions {
@@ -360,36 +361,46 @@ export function switchDnsStep(options: SwitchDnsOptions): MigrationStep {
   const addressesOf = (record: DnsRecordMove, context: StepContext): string[] => {
     if (Array.isArray(record.to)) return record.to;
     const { instance, address = 'publicIp' } = record.to;
-    const found = context.outputOf<ProvisionOutput>(provisioned).instances.find((entry) => entry.name === instance);
-    const value = found?.[address];
-    if (!value) throw new ValidationError(`DNS record ${record.name} should point at ${instance}'s ${address}, which provisioning did not report.`);
-    return [value];
+    const instances = context.outputOf<ProvisionOutput>(provisioned).instances;
+    return [instance].flat().map((name) => {
+      const value = instances.find((entry) => entry.name === name)?.[address];
+      if (!value) throw new ValidationError(`DNS record ${record.name} should point at ${name}'s ${address}, which provisioning did not report.`);
+      return value;
+    });
   };
   return {
     id: options.id ?? 'switch-dns',
     title: `Switch ${options.records.map((record) => record.name).join(', ')} to the target`,
     async describe(context) {
       return options.records.map((record) => {
-        const to = Array.isArray(record.to) ? record.to.join(', ') : context.hasOutput(provisioned) ? addressesOf(record, context).join(', ') : `${record.to.instance}'s ${record.to.address ?? 'publicIp'}`;
+        const to = Array.isArray(record.to) ? record.to.join(', ') : context.hasOutput(provisioned) ? addressesOf(record, context).join(', ') : `the ${record.to.address ?? 'publicIp'} of ${[record.to.instance].flat().join(', ')}`;
         return `would point ${record.name} ${record.type} at ${to}`;
       });
     },
     async run(context) {
       const snapshot = context.outputOf<JsonValue>(lowered) as unknown as DnsSnapshot;
       const records = options.records.map((record) => ({ name: record.name, type: record.type, to: addressesOf(record, context) }));
+      // The wait may be capped by the caller: report what was really waited, next to the TTL.
+      let waitedMs = 0;
+      const wait = async (ms: number, signal?: AbortSignal) => {
+        const started = performance.now();
+        await (options.wait ?? sleep)(ms, signal);
+        waitedMs += performance.now() - started;
+      };
       const report = await switchDns(options.dns, snapshot, {
         zone: options.zone,
         records,
         signal: context.signal,
+        wait,
         ...(options.lowTtl === undefined ? {} : { lowTtl: options.lowTtl }),
-        ...(options.wait ? { wait: options.wait } : {}),
         onProgress: (message) => context.progress(message),
       });
       const cutoverAt = new Date().toISOString();
+      const oldTtlMs = report.waitedMs;
       return {
-        summary: `${count(report.switched.length, 'record')} switched at ${cutoverAt} after waiting ${seconds(report.waitedMs)}`,
+        summary: `${count(report.switched.length, 'record')} switched at ${cutoverAt} after waiting ${seconds(waitedMs)}${waitedMs + 1000 < oldTtlMs ? ` of the old TTL's ${seconds(oldTtlMs)} (capped: resolvers may still hold the old answers)` : ''}`,
         details: report.switched.map((record) => `${record.name} ${record.type} -> ${record.values.join(', ')} (TTL ${record.ttl})`),
-        output: { cutoverAt, waitedMs: report.waitedMs, switched: report.switched.map((record) => ({ name: record.name, type: record.type, values: record.values, ttl: record.ttl })) },
+        output: { cutoverAt, waitedMs: Math.round(waitedMs), oldTtlMs, switched: report.switched.map((record) => ({ name: record.name, type: record.type, values: record.values, ttl: record.ttl })) },
       };
     },
   };

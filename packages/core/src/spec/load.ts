@@ -69,7 +69,7 @@ function knownKeysAt(path: readonly PropertyKey[]): string[] {
   return shape ? Object.keys(shape) : [];
 }
 
-function toIssues(error: z.ZodError): ValidationIssue[] {
+export function toIssues(error: z.ZodError): ValidationIssue[] {
   const issues: ValidationIssue[] = [];
   for (const issue of error.issues) {
     if (issue.code === 'unrecognized_keys') {

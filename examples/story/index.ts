@@ -1,0 +1,3 @@
+export * from './clouds.js';
+export * from './data.js';
+export * from './world.js';

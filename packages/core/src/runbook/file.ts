@@ -1,0 +1,223 @@
+/**
+ * A migration as a file (YAML or JSON), for `armada migrate` and for tooling: which environment
+ * moves from which provider to which, how to reach the new servers, which data stores to move and
+ * which DNS records to switch. The file holds no secret: passwords and keys are named by the
+ * environment variable or the file that holds them, and read only when the migration runs.
+ *
+ * `migrationFromFile` turns it into the steps of `standardMigrationSteps`, taking providers, data
+ * movers and config managers from a plugin registry, so a third-party provider works here as soon
+ * as its plugin is registered.
+ */
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
+import type { DataEndpoint } from '../data-mover.js';
+import { ValidationError } from '../errors.js';
+import { sleep } from '../execute/retry.js';
+import type { DnsService } from '../provider.js';
+import type { PluginRegistry } from '../registry.js';
+import { loadServerPoliciesFile, type ServerPolicies } from '../server/policy.js';
+import { loadSpecFile, parseSpecText, toIssues } from '../spec/load.js';
+import { connectSsh, fileHostKeyStore } from '../ssh/transport.js';
+import type { MigrationStep } from './runbook.js';
+import { type DataStoreMove, type MigrationDefinition, type ProvisionedInstance, standardMigrationSteps } from './steps.js';
+
+const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/i, 'letters, digits, - and _');
+const providerRef = z.strictObject({ id: z.string().min(1), region: z.string().min(1) });
+const hostPort = z.string().regex(/^[^:\s]+:\d{1,5}$/, 'host:port');
+
+const endpointFields = {
+  port: z.number().int().min(1).max(65535),
+  user: z.string().min(1).optional(),
+  /** The environment variable holding the password: the file never holds it. */
+  passwordEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional(),
+  databases: z.array(z.union([z.string().min(1), z.number().int().min(0)])).optional(),
+};
+const fixedEndpoint = z.strictObject({ host: z.string().min(1), ...endpointFields });
+/** The target is often a server that provisioning makes: name it, and its address is used. */
+const instanceEndpoint = z.strictObject({ instance: z.string().min(1), address: z.enum(['publicIp', 'privateIp']).default('privateIp'), ...endpointFields });
+
+export const migrationFileSchema = z.strictObject({
+  name,
+  /** Where the checkpoint and the step files live. Default: `.armada/migrations/<name>` next to the file. */
+  directory: z.string().min(1).optional(),
+  source: z.strictObject({
+    /** The source environment's name (what to decommission); its spec is not needed. */
+    environment: name,
+    provider: providerRef,
+  }),
+  target: z.strictObject({ spec: z.string().min(1), provider: providerRef, state: z.string().min(1).optional() }),
+  servers: z
+    .strictObject({
+      configManager: z.string().min(1).default('puppet'),
+      policies: z.string().min(1),
+      ssh: z.strictObject({
+        user: z.string().min(1),
+        privateKeyPath: z.string().min(1),
+        address: z.enum(['publicIp', 'privateIp']).default('publicIp'),
+        /** Per instance name (or `*`), where to connect instead: a tunnel, a bastion's forward, a test server. */
+        hosts: z.record(z.string().min(1), hostPort).default({}),
+        waitSeconds: z.number().int().min(1).default(300),
+      }),
+    })
+    .optional(),
+  data: z
+    .array(
+      z.strictObject({
+        name,
+        mover: z.string().min(1),
+        source: fixedEndpoint,
+        target: z.union([fixedEndpoint, instanceEndpoint]),
+        replaceExisting: z.boolean().default(false),
+        concurrency: z.number().int().min(1).max(64).optional(),
+        /** Mover-specific copy options (`chunkRows`, `bigKeyBytes`, ...), passed as they are. */
+        options: z.record(z.string(), z.unknown()).default({}),
+      }),
+    )
+    .default([]),
+  verify: z.strictObject({ sample: z.number().int().min(1).optional() }).default({}),
+  dns: z
+    .strictObject({
+      /** Whose DNS service holds the zone. */
+      provider: z.enum(['source', 'target']),
+      zone: z.string().min(1),
+      lowTtl: z.number().int().min(1).default(60),
+      /** Wait at most this long for the old TTL to run out (default: all of it). Shorter risks stale answers. */
+      maxWaitSeconds: z.number().int().min(0).optional(),
+      records: z
+        .array(
+          z.strictObject({
+            name: z.string().min(1),
+            type: z.enum(['A', 'AAAA', 'CNAME']).default('A'),
+            to: z.union([z.array(z.string().min(1)).min(1), z.strictObject({ instance: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]), address: z.enum(['publicIp', 'privateIp']).default('publicIp') })]),
+          }),
+        )
+        .min(1),
+    })
+    .optional(),
+  decommissionSource: z.boolean().default(false),
+});
+
+export type MigrationFile = z.infer<typeof migrationFileSchema> & { /** The file's directory: relative paths are read from it. */ baseDirectory: string };
+
+/** Reads and validates a migration file; every problem is listed at once. */
+export async function loadMigrationFile(path: string): Promise<MigrationFile> {
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new ValidationError(`Cannot read the migration file ${path}: ${error.code ?? error.message}.`);
+  });
+  const parsed = migrationFileSchema.safeParse(parseSpecText(text, path));
+  if (!parsed.success) throw new ValidationError(`The migration file ${path} has ${parsed.error.issues.length} problem(s):`, { issues: toIssues(parsed.error) });
+  return { ...parsed.data, baseDirectory: dirname(resolve(path)) };
+}
+
+export interface MigrationFromFileOptions {
+  registry: PluginRegistry;
+  /** Where secrets come from (passwords by `passwordEnv`, server policy secrets). Default: process.env. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** How the DNS step waits out the old TTL (tests shorten it). */
+  wait?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+export interface LoadedMigration {
+  name: string;
+  directory: string;
+  definition: MigrationDefinition;
+  steps: MigrationStep[];
+}
+
+const expandHome = (path: string) => (path.startsWith('~/') ? join(homedir(), path.slice(2)) : path);
+
+/** Builds the migration's steps from a loaded file, with providers, movers and config managers from the registry. */
+export async function migrationFromFile(file: MigrationFile, options: MigrationFromFileOptions): Promise<LoadedMigration> {
+  const env = options.env ?? process.env;
+  const at = (path: string) => resolve(file.baseDirectory, expandHome(path));
+  const directory = at(file.directory ?? join('.armada', 'migrations', file.name));
+  const { registry } = options;
+  const source = registry.provider(file.source.provider.id, file.source.provider.region);
+  const target = registry.provider(file.target.provider.id, file.target.provider.region);
+  const spec = await loadSpecFile(at(file.target.spec));
+  if (spec.provider.id !== target.id) {
+    // One spec serves any cloud: the file's target provider wins over the spec's own.
+    Object.assign(spec, { provider: { ...spec.provider, id: target.id, region: target.region } });
+  }
+
+  const password = (variable: string | undefined, where: string): string | undefined => {
+    if (variable === undefined) return undefined;
+    const value = env[variable];
+    if (value === undefined) throw new ValidationError(`${where} names the password variable ${variable}, which is not set.`, { issues: [{ path: where, message: `${variable} is not set`, fix: `export ${variable}=...` }] });
+    return value;
+  };
+  const endpoint = (fields: z.infer<typeof fixedEndpoint> | z.infer<typeof instanceEndpoint>, host: string, where: string): DataEndpoint => {
+    const secret = password(fields.passwordEnv, where);
+    return { host, port: fields.port, ...(fields.user ? { user: fields.user } : {}), ...(secret === undefined ? {} : { password: secret }), ...(fields.databases ? { databases: fields.databases } : {}) };
+  };
+  const data: DataStoreMove[] = file.data.map((store, index) => {
+    const where = `data[${index}]`;
+    const sourceEndpoint = endpoint(store.source, store.source.host, `${where}.source`);
+    const targetFields = store.target;
+    const targetEndpoint =
+      'host' in targetFields
+        ? endpoint(targetFields, targetFields.host, `${where}.target`)
+        : (instances: readonly ProvisionedInstance[]) => {
+            const instance = instances.find((entry) => entry.name === targetFields.instance);
+            const host = instance?.[targetFields.address];
+            if (!host) throw new ValidationError(`${where}.target names instance ${targetFields.instance}, which has no ${targetFields.address}.`, { issues: [{ path: `${where}.target.instance`, message: 'no such instance or address', fix: `use one of: ${instances.map((entry) => entry.name).join(', ')}` }] });
+            return endpoint(targetFields, host, `${where}.target`);
+          };
+    return {
+      name: store.name,
+      mover: registry.dataMover(store.mover),
+      source: sourceEndpoint,
+      target: targetEndpoint,
+      copy: { ...store.options, replaceExisting: store.replaceExisting, ...(store.concurrency ? { concurrency: store.concurrency } : {}) },
+    };
+  });
+
+  let servers: MigrationDefinition['servers'];
+  if (file.servers) {
+    const { ssh } = file.servers;
+    const policies: ServerPolicies = await loadServerPoliciesFile(at(file.servers.policies));
+    const hostKeys = fileHostKeyStore(join(directory, 'known_hosts.json'));
+    servers = {
+      configManager: registry.configManager(file.servers.configManager) as NonNullable<MigrationDefinition['servers']>['configManager'],
+      policies,
+      secrets: (secret) => env[secret],
+      async connect(instance, signal) {
+        const override = ssh.hosts[instance.name] ?? ssh.hosts['*'];
+        const address = instance[ssh.address];
+        const [host, port] = override ? (override.split(':') as [string, string]) : [address, '22'];
+        if (!host) throw new ValidationError(`Instance ${instance.name} has no ${ssh.address} to connect to.`, { issues: [{ path: 'servers.ssh.address', message: `${instance.name} has no ${ssh.address}`, fix: 'use the other address, or map the instance in servers.ssh.hosts' }] });
+        const privateKey = await readFile(at(ssh.privateKeyPath), 'utf8');
+        return connectSsh({ host, port: Number(port), username: ssh.user, privateKey, hostKeys, waitTimeoutMs: ssh.waitSeconds * 1000, signal });
+      },
+    };
+  }
+
+  let dns: MigrationDefinition['dns'];
+  if (file.dns) {
+    const owner = file.dns.provider === 'source' ? source : target;
+    if (!owner.dns) throw new ValidationError(`The ${file.dns.provider} provider (${owner.id}) has no DNS service.`, { issues: [{ path: 'dns.provider', message: `${owner.id} has no DNS`, fix: 'put the zone with the other provider' }] });
+    const maxWaitMs = file.dns.maxWaitSeconds === undefined ? undefined : file.dns.maxWaitSeconds * 1000;
+    const wait = options.wait ?? sleep;
+    dns = {
+      dns: owner.dns as DnsService,
+      zone: file.dns.zone,
+      lowTtl: file.dns.lowTtl,
+      records: file.dns.records,
+      wait: (ms, signal) => wait(maxWaitMs === undefined ? ms : Math.min(ms, maxWaitMs), signal),
+    };
+  }
+
+  const definition: MigrationDefinition = {
+    name: file.name,
+    source: { provider: source, environment: file.source.environment },
+    target: { provider: target, spec, ...(file.target.state ? { statePath: at(file.target.state) } : {}) },
+    ...(servers ? { servers } : {}),
+    ...(data.length > 0 ? { data } : {}),
+    ...(file.verify.sample ? { verify: { sample: file.verify.sample } } : {}),
+    ...(dns ? { dns } : {}),
+    decommissionSource: file.decommissionSource,
+  };
+  return { name: file.name, directory, definition, steps: standardMigrationSteps(definition) };
+}
