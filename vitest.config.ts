@@ -22,7 +22,8 @@ export default defineConfig({
       {
         extends: true,
         // Puppet holds a global run lock, and these tests share /etc/armada: never in parallel.
-        test: { name: 'on this host', include: hostTests, fileParallelism: false, sequence: { groupOrder: 1 } },
+        // Each `puppet apply` starts Ruby and Facter: seconds apiece, many more on a busy machine.
+        test: { name: 'on this host', include: hostTests, fileParallelism: false, sequence: { groupOrder: 1 }, testTimeout: 120_000 },
       },
     ],
   },

@@ -1,107 +1,114 @@
 /**
  * `pnpm demo`: the main job on the embedded default, no cloud account needed.
  *
- * Today it runs the provisioning half of the story on the testkit's in-memory cloud: validate the
- * "Armada" environment against the policies, plan it, apply it with live progress, show that a
- * second plan is empty, and destroy it; then it plans the same spec on the AWS and DigitalOcean
- * emulators and shows how each cloud honours the subnets and firewalls. The migration half (DigitalOcean emulator to AWS emulator,
- * server policies over SSH, MySQL/Redis copy, DNS cutover) is added by the issues that build those
- * packages; the last lines of the output say so.
+ * The story: the "armada" stack runs on DigitalOcean (the testkit's DigitalOcean emulator, reached
+ * through dots-wrapper) with its DNS pointing at it, and moves to AWS (the EC2 / Route 53
+ * emulator, reached through the AWS SDK). Real MariaDB and Redis servers stand for the source's
+ * and the target's data stores; where OpenSSH and Puppet are installed, a real SSH server stands
+ * for every new instance and the server policies are applied for real with `puppet apply`.
+ *
+ * It validates the environment against the policies, shows what the migration would do (a dry
+ * run), runs it with live progress (policies, provisioning, servers, data copy and verify, DNS TTL
+ * and switch), and prints the report. Every run starts clean: the clouds and servers are new.
  */
-import {
-  ArmadaError,
-  PluginRegistry,
-  builtInRules,
-  destroyEnvironment,
-  evaluatePolicies,
-  executePlan,
-  formatExecutionResult,
-  formatViolations,
-  isEmptyPlan,
-  loadSpecFile,
-  plan,
-  renderHonouringSideBySide,
-  renderPlanText,
-} from '@armada/core';
-import { awsProviderPlugin } from '@armada/provider-aws';
-import { digitalOceanProviderPlugin } from '@armada/provider-digitalocean';
-import { InMemoryCloud, inMemoryProviderPlugin, startAwsEmulator, startDigitalOceanEmulator } from '@armada/testkit';
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
+import { ArmadaError, builtInRules, evaluatePolicies, formatViolations, type MigrationEvent, MigrationFailedError, renderMigrationReport, runMigration, standardMigrationSteps } from '@armada/core';
+import { MARIADBD_PATH, REDIS_SERVER_PATH } from '@armada/testkit';
+import { OLD_TTL, SPEC_PATH, serversUnavailable, startStoryWorld, storyMigration } from './story/index.js';
 
-const specPath = fileURLToPath(new URL('./environments/armada.yaml', import.meta.url));
-const step = (text: string) => console.log(`\n== ${text}`);
+const section = (text: string) => console.log(`\n== ${text}`);
+/** The demo does not wait an hour for resolvers: it says so and waits a second. */
+const DEMO_WAIT_MS = 1000;
+
+function progressPrinter(): (event: MigrationEvent) => void {
+  let lastProgress = 0;
+  return (event) => {
+    switch (event.type) {
+      case 'step-started':
+        console.log(`[${event.index + 1}/${event.total}] ${event.title}`);
+        break;
+      case 'step-progress': {
+        // Live, but readable: at most a few lines a second.
+        const now = performance.now();
+        if (now - lastProgress < 250 && event.fraction !== undefined && event.fraction < 1) return;
+        lastProgress = now;
+        console.log(`      ${event.message}`);
+        break;
+      }
+      case 'step-succeeded':
+        console.log(`      done in ${(event.durationMs / 1000).toFixed(1)} s: ${event.result.summary}`);
+        break;
+      case 'step-skipped':
+        console.log(`      skipped (${event.reason}): ${event.title}`);
+        break;
+      case 'step-failed':
+        console.log(`      FAILED: ${event.error.message}`);
+        break;
+      case 'dry-run':
+        console.log(`  ${event.title}`);
+        for (const line of event.lines) console.log(`      ${line}`);
+        break;
+    }
+  };
+}
 
 async function main(): Promise<void> {
   const started = performance.now();
-  step(`Load and validate ${specPath}`);
-  const spec = await loadSpecFile(specPath);
-  const policies = evaluatePolicies({ spec }, builtInRules);
-  console.log(policies.violations.length === 0 ? `All ${builtInRules.length} built-in policies pass.` : formatViolations(policies.violations));
-  if (!policies.ok) process.exit(1);
-
-  // The embedded default: an in-process cloud. Swap the plugin and the spec's provider id for
-  // @armada/provider-aws or -digitalocean to run the same steps against a real cloud.
-  const cloud = new InMemoryCloud({ bootMs: 300 });
-  const registry = new PluginRegistry().use(inMemoryProviderPlugin({ cloud }));
-  const provider = registry.provider(spec.provider.id, spec.provider.region);
-  await provider.verify?.();
-
-  step(`Plan on ${provider.id} (${provider.region})`);
-  const planned = await plan({ spec, provider });
-  console.log(renderPlanText(planned));
-
-  step('Apply');
-  const applied = await executePlan(planned, {
-    provider,
-    onEvent: (event) => {
-      if (event.type === 'succeeded') console.log(`  done     ${event.step} ${event.address} (${Math.round(event.durationMs)} ms)`);
-      if (event.type === 'retried') console.log(`  retry    ${event.step} ${event.address}: ${event.error.code}`);
-      if (event.type === 'failed') console.log(`  FAILED   ${event.step} ${event.address}: ${event.error.message}`);
-    },
-  });
-  console.log(formatExecutionResult(applied));
-  if (applied.status !== 'succeeded') process.exit(1);
-  for (const resource of applied.resources.filter((entry) => entry.kind === 'instance')) {
-    console.log(`  ${resource.address.padEnd(18)} ${resource.id}  private ${resource.outputs.privateIp}  public ${resource.outputs.publicIp ?? '-'}`);
+  for (const [path, name] of [
+    [MARIADBD_PATH, 'mariadb-server'],
+    [REDIS_SERVER_PATH, 'redis-server'],
+  ] as const) {
+    if (!existsSync(path)) {
+      console.error(`The demo moves real MySQL and Redis data: ${path} is missing. Install it with: apt-get install ${name}`);
+      process.exit(1);
+    }
   }
+  const noServers = serversUnavailable();
 
-  step('Plan again: nothing should change');
-  const second = await plan({ spec, provider });
-  console.log(renderPlanText(second));
-  if (!isEmptyPlan(second)) process.exit(1);
+  section('The story');
+  console.log('The "armada" stack runs on DigitalOcean and moves to AWS: both clouds are the testkit\'s wire-level');
+  console.log('emulators behind the real dots-wrapper and AWS SDK clients; MariaDB and Redis are real local servers.');
+  console.log(noServers ? `Servers are not configured in this run (${noServers}).` : 'Server policies are applied for real: Puppet over SSH to a local sshd standing for each new instance.');
 
-  step('Destroy');
-  const destroyed = await destroyEnvironment({ environment: spec.name, provider });
-  console.log(formatExecutionResult(destroyed.execution));
-  console.log(`Left in the cloud: ${JSON.stringify(cloud.inventory())}`);
-
-  step('The same spec on the AWS and DigitalOcean emulators (real SDK clients on the wire)');
-  const aws = await startAwsEmulator();
-  const digitalocean = await startDigitalOceanEmulator();
+  section(`Policies on ${SPEC_PATH}`);
+  const world = await startStoryWorld({ source: 'digitalocean', target: 'aws', servers: !noServers });
   try {
-    const onAws = registry.use(awsProviderPlugin({ endpoint: aws.endpoint, credentials: { accessKeyId: 'demo', secretAccessKey: 'demo' } })).provider('aws', 'us-east-1');
-    const onDigitalOcean = registry.use(digitalOceanProviderPlugin({ endpoint: `${digitalocean.endpoint}/v2`, token: 'demo' })).provider('digitalocean', 'nyc3');
-    const plans = [
-      await plan({ spec: { ...spec, provider: { id: 'aws', region: 'us-east-1' } }, provider: onAws }),
-      await plan({ spec: { ...spec, provider: { id: 'digitalocean', region: 'nyc3' } }, provider: onDigitalOcean }),
-    ];
-    for (const entry of plans) console.log(`  ${entry.provider.id}: ${entry.summary.create} resources to create`);
-    console.log(renderHonouringSideBySide(plans));
-  } finally {
-    await aws.close();
-    await digitalocean.close();
-  }
+    const policies = evaluatePolicies({ spec: world.spec }, builtInRules);
+    console.log(policies.violations.length === 0 ? `All ${builtInRules.length} built-in policies pass.` : formatViolations(policies.violations));
+    console.log(`Source: ${world.seeded.rows.toLocaleString('en-US')} MySQL rows (shop), ${world.seeded.keys.toLocaleString('en-US')} Redis keys; www.armada.example points at DigitalOcean (TTL ${OLD_TTL} s).`);
 
-  step(`Done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  console.log(
-    'Not in this demo yet: the migration itself (provision on the AWS emulator from the DigitalOcean\n' +
-      'one, Puppet over SSH, MySQL and Redis copy and verify, DNS cutover). Each arrives with its\n' +
-      'package; see README.md.',
-  );
+    const definition = storyMigration(world, {
+      wait: async (ms) => {
+        console.log(`      (the demo waits ${DEMO_WAIT_MS / 1000} s here instead of the old TTL's ${ms / 1000} s)`);
+        await new Promise((resolve) => setTimeout(resolve, DEMO_WAIT_MS));
+      },
+    });
+    const steps = standardMigrationSteps(definition);
+    const onEvent = progressPrinter();
+
+    section('Dry run: what the migration would do (nothing is changed)');
+    await runMigration({ name: definition.name, steps, directory: world.directory, dryRun: true, onEvent });
+
+    section('Migrate');
+    const report = await runMigration({ name: definition.name, steps, directory: world.directory, onEvent });
+
+    section('Report');
+    console.log(renderMigrationReport(report));
+    const www = (await world.source.dns.listRecords('armada.example')).find((record) => record.name === 'www');
+    console.log(`\nwww.armada.example now answers ${www?.values.join(', ')} (TTL ${www?.ttl} s): the AWS web servers.`);
+    section(`Done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  } finally {
+    await world.stop();
+  }
 }
 
 main().catch((error: unknown) => {
-  // A user's mistake gets one clear message, not a stack trace.
-  console.error(ArmadaError.isInstance(error) ? `error: ${error.message}` : error);
+  if (MigrationFailedError.isInstance(error)) {
+    console.error(`\n${renderMigrationReport(error.report)}`);
+    console.error(`error: ${error.message}`);
+  } else {
+    // A user's mistake gets one clear message, not a stack trace.
+    console.error(ArmadaError.isInstance(error) ? `error: ${error.message}` : error);
+  }
   process.exit(1);
 });

@@ -98,6 +98,8 @@ async function storyPolicies(root: string): Promise<ServerPolicies> {
   git('add', '.');
   git('-c', 'user.name=Armada', '-c', 'user.email=demo@armada.example', 'commit', '--quiet', '-m', 'The shop');
   execFileSync('git', ['clone', '--quiet', '--bare', work, repository], { stdio: 'pipe' });
+  // The hosts' own directories, as a server image has them: Puppet's file type makes no parents.
+  for (const path of ['web/etc', 'web/srv', 'data/etc']) await mkdir(join(root, path), { recursive: true });
   const owner = userInfo().username;
   return parseServerPolicies({
     roles: {
