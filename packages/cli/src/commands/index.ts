@@ -6,9 +6,10 @@ import type { Command } from 'commander';
 import type { CliRuntime } from '../session.js';
 import { registerApply } from './apply.js';
 import { registerDestroy } from './destroy.js';
+import { registerMigrate } from './migrate.js';
 import { registerPlan } from './plan.js';
 import { registerStatus } from './status.js';
 
 export type RegisterCommand = (program: Command, runtime: CliRuntime) => void;
 
-export const commands: readonly RegisterCommand[] = [registerPlan, registerApply, registerDestroy, registerStatus];
+export const commands: readonly RegisterCommand[] = [registerPlan, registerApply, registerDestroy, registerMigrate, registerStatus];
