@@ -94,7 +94,7 @@ async function main(): Promise<void> {
 
     section('Report');
     console.log(renderMigrationReport(report));
-    const www = (await world.source.dns.listRecords('armada.example')).find((record) => record.name === 'www');
+    const www = (await world.dns.listRecords('armada.example')).find((record) => record.name === 'www');
     console.log(`\nwww.armada.example now answers ${www?.values.join(', ')} (TTL ${www?.ttl} s): the AWS web servers.`);
     section(`Done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   } finally {

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import {
   connectSsh,
   type DataEndpoint,
+  type DnsService,
   type EnvironmentSpec,
   executePlan,
   loadSpecFile,
@@ -51,6 +52,9 @@ export interface StoryWorldOptions {
 export interface StoryWorld {
   source: EmulatedCloud;
   target: EmulatedCloud;
+  /** The DNS service holding the zone: the source's, or the target's when the source has none. */
+  dns: DnsService;
+  dnsAt: 'source' | 'target';
   spec: EnvironmentSpec;
   mysql: { source: DataEndpoint; target: DataEndpoint };
   redis: { source: DataEndpoint; target: DataEndpoint };
@@ -134,9 +138,13 @@ export async function startStoryWorld(options: StoryWorldOptions): Promise<Story
     const running = await executePlan(await plan({ spec: sourceSpec, provider: source.provider }), { provider: source.provider });
     if (running.status !== 'succeeded') throw new Error(`could not start the source stack: ${running.failed.map((failure) => failure.error.message).join('; ')}`);
     const web = running.resources.filter((resource) => resource.kind === 'instance' && resource.name.startsWith('web-')).map((resource) => String(resource.outputs.publicIp));
-    source.createZone(ZONE);
-    await source.dns.upsertRecord({ zone: ZONE, name: 'www', type: 'A', ttl: OLD_TTL, values: web });
-    await source.dns.upsertRecord({ zone: ZONE, name: 'shop', type: 'A', ttl: 300, values: web.slice(0, 1) });
+    const dnsAt = source.dns ? 'source' : 'target';
+    const zoneHost = dnsAt === 'source' ? source : target;
+    if (!zoneHost.dns || !zoneHost.createZone) throw new Error(`neither ${source.name} nor ${target.name} has a DNS service for the story's zone`);
+    const dns = zoneHost.dns;
+    zoneHost.createZone(ZONE);
+    await dns.upsertRecord({ zone: ZONE, name: 'www', type: 'A', ttl: OLD_TTL, values: web });
+    await dns.upsertRecord({ zone: ZONE, name: 'shop', type: 'A', ttl: 300, values: web.slice(0, 1) });
 
     const servers: [MariaDbServer, MariaDbServer, RedisServer, RedisServer] = await Promise.all([startMariaDbServer(), startMariaDbServer(), startRedisServer(), startRedisServer()]);
     for (const server of servers) stoppers.push(() => server.stop());
@@ -158,7 +166,7 @@ export async function startStoryWorld(options: StoryWorldOptions): Promise<Story
       stoppers.push(() => server.stop());
       ssh = { server, privateKeyPath, policies, root };
     }
-    return { source, target, spec, mysql, redis, seeded: { rows, keys }, ...(ssh ? { ssh } : {}), directory, stop };
+    return { source, target, dns, dnsAt, spec, mysql, redis, seeded: { rows, keys }, ...(ssh ? { ssh } : {}), directory, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -201,7 +209,7 @@ export function storyMigration(world: StoryWorld, options: StoryMigrationOptions
       { name: 'sessions', mover: new RedisDataMover(), source: world.redis.source, target: world.redis.target },
     ],
     dns: {
-      dns: world.source.dns,
+      dns: world.dns,
       zone: ZONE,
       lowTtl: 60,
       records: [

@@ -4,38 +4,25 @@
  * killed (SIGKILL) in the middle of the MySQL copy refuses a plain re-run, resumes with --resume at
  * the chunk where it stopped, and ends verified and identical.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { armada as run } from './armada-cli.js';
 import { SPEC_PATH, type StoryWorld, startStoryWorld, ZONE } from '../story/index.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const bin = join(root, 'packages/cli/src/bin.ts');
 
 let world: StoryWorld;
 let migrationFile: string;
 let env: NodeJS.ProcessEnv;
-
-function armada(args: string[]): ChildProcess & { done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> } {
-  // Node itself with tsx as a loader (not the tsx launcher, which runs node as its own child):
-  // a SIGKILL then reaches the process doing the work.
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', bin, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
-  return Object.assign(child, { done });
-}
+const armada = (args: string[]) => run(args, env);
 
 const mysqldump = (port: number) => execFileSync('mysqldump', ['-h', '127.0.0.1', '-P', String(port), '-u', 'root', '--skip-dump-date', '--skip-comments', 'shop'], { encoding: 'utf8', maxBuffer: 1 << 28 });
 
 beforeAll(async () => {
   world = await startStoryWorld({ source: 'digitalocean', target: 'aws', customers: 25_000, sessions: 2_000 });
-  env = { ...process.env, ...world.source.env, ...world.target.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', NO_COLOR: '1', SOURCE_DB_PASSWORD: '' };
+  env = { ...process.env, ...world.source.env, ...world.target.env, SOURCE_DB_PASSWORD: '' };
   migrationFile = join(world.directory, 'migration.json');
   await writeFile(
     migrationFile,
@@ -49,7 +36,7 @@ beforeAll(async () => {
         { name: 'shop-db', mover: 'mysql', source: { ...world.mysql.source, passwordEnv: 'SOURCE_DB_PASSWORD' }, target: world.mysql.target, concurrency: 1, options: { chunkRows: 1_000 } },
         { name: 'sessions', mover: 'redis', source: world.redis.source, target: world.redis.target },
       ],
-      dns: { provider: 'source', zone: ZONE, maxWaitSeconds: 0, records: [{ name: 'www', to: { instance: ['web-1', 'web-2'] } }] },
+      dns: { provider: world.dnsAt, zone: ZONE, maxWaitSeconds: 0, records: [{ name: 'www', to: { instance: ['web-1', 'web-2'] } }] },
     }),
   );
 }, 120_000);
@@ -60,14 +47,14 @@ afterAll(async () => {
 
 describe('armada migrate', () => {
   it('--dry-run prints every step and changes nothing on the clouds, the DNS or the servers', { timeout: 60_000 }, async () => {
-    const before = { source: world.source.inventory(), target: world.target.inventory(), dns: await world.source.dns.listRecords(ZONE) };
+    const before = { source: world.source.inventory(), target: world.target.inventory(), dns: await world.dns.listRecords(ZONE) };
     const run = await armada(['migrate', migrationFile, '--dry-run']).done;
     expect(run.stderr).not.toMatch(/\n\s+at /);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain('Provision armada on aws (us-east-1)');
     expect(run.stdout).toMatch(/would copy shop-db with mysql from 127\.0\.0\.1:\d+ \(shop\)/);
     expect(run.stdout).toContain('www A: TTL 3600 -> 60');
-    expect({ source: world.source.inventory(), target: world.target.inventory(), dns: await world.source.dns.listRecords(ZONE) }).toEqual(before);
+    expect({ source: world.source.inventory(), target: world.target.inventory(), dns: await world.dns.listRecords(ZONE) }).toEqual(before);
     expect(() => mysqldump(world.mysql.target.port)).toThrow(); // no shop database on the target
     expect(existsSync(join(world.directory, 'run'))).toBe(false);
   });
@@ -115,7 +102,7 @@ describe('armada migrate', () => {
     expect(copied?.resumed).toBe(true);
     // Independent of the mover's own verify: both servers dump the same.
     expect(mysqldump(world.mysql.target.port)).toBe(mysqldump(world.mysql.source.port));
-    const www = (await world.source.dns.listRecords(ZONE)).find((record) => record.name === 'www');
+    const www = (await world.dns.listRecords(ZONE)).find((record) => record.name === 'www');
     expect(www?.ttl).toBe(60);
     expect(www?.values.every((value) => value.startsWith('203.0.113.'))).toBe(true);
 

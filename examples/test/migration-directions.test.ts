@@ -13,6 +13,9 @@ import { type CloudName, startStoryWorld, storyMigration, ZONE } from '../story/
 const directions: Array<[CloudName, CloudName]> = [
   ['digitalocean', 'aws'],
   ['aws', 'digitalocean'],
+  // The example third provider, written only against the public API, to either.
+  ['openstack', 'aws'],
+  ['openstack', 'digitalocean'],
 ];
 
 describe.each(directions)('migration from %s to %s', (from, to) => {
@@ -30,7 +33,7 @@ describe.each(directions)('migration from %s to %s', (from, to) => {
       expect(provisioned.provider).toBe(world.target.provider.id);
       const newWeb = provisioned.instances.filter((instance) => instance.role === 'web');
       expect(newWeb).toHaveLength(2);
-      const records = await world.source.dns.listRecords(ZONE);
+      const records = await world.dns.listRecords(ZONE);
       const www = records.find((record) => record.name === 'www');
       expect([...(www?.values ?? [])].sort()).toEqual(newWeb.map((instance) => instance.publicIp).sort());
       expect(www?.ttl).toBe(60);
