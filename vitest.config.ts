@@ -5,7 +5,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 // Under CI a JSON report is also written, from which .ci/run prints its closing count line.
 
 /** Tests that change this machine (puppet apply, files under /etc/armada): one file at a time. */
-const hostTests = ['packages/config-puppet/test/**/*.test.ts', 'packages/config-chef/test/**/*.test.ts'];
+const hostTests = ['packages/config-puppet/test/**/*.test.ts', 'packages/config-chef/test/**/*.test.ts', 'examples/test/host/**/*.test.ts'];
 
 export default defineConfig({
   resolve: { conditions: ['source'] },
