@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MigrationFailedError, type MigrationEvent, type MigrationStep, renderMigrationReport, runMigration, ValidationError } from '../src/index.js';
+import { MigrationFailedError, type MigrationEvent, type MigrationStep, readMigrationCheckpoint, renderMigrationReport, runMigration, ValidationError } from '../src/index.js';
 
 let directory: string;
 beforeEach(async () => {
@@ -66,6 +66,7 @@ describe('runMigration', () => {
     expect(failed.report.steps.map((step) => step.status)).toEqual(['done', 'failed', 'not run']);
     expect(runs).toEqual(['provision', 'copy']);
 
+    expect(await readMigrationCheckpoint(directory)).toMatchObject({ migration: 'm', stoppedAt: 'copy', steps: [{ id: 'provision', status: 'done', summary: 'provision done' }, { id: 'copy', status: 'started' }] });
     await expect(runMigration({ name: 'm', steps, directory })).rejects.toThrow('stopped at step "copy"');
     const resumed = await runMigration({ name: 'm', steps, directory, resume: true });
     expect(runs).toEqual(['provision', 'copy', 'copy', 'dns']);

@@ -2,7 +2,7 @@
  * `armada status [<spec>]`: what the state file says is provisioned. It reads the local cache
  * only and never calls the cloud (`armada plan` asks the cloud).
  */
-import type { ObservedResource, StateFile } from '@armada/core';
+import { type MigrationCheckpointStatus, type ObservedResource, readMigrationCheckpoint, type StateFile } from '@armada/core';
 import type { Command } from 'commander';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -49,11 +49,21 @@ function renderEntry(session: Session, entry: StatusEntry): string {
   return lines.join('\n');
 }
 
+function renderMigration(session: Session, migration: MigrationCheckpointStatus): string {
+  const state = migration.stoppedAt ? `stopped at step ${migration.stoppedAt}: resume with armada migrate <file> --resume` : 'every recorded step done';
+  return [
+    session.style('bold', `migration "${migration.migration}"`),
+    `  checkpoint  ${session.displayPath(migration.directory)}, started ${migration.startedAt}`,
+    `  state       ${state}`,
+    ...migration.steps.map((step) => `    ${step.status === 'done' ? 'done   ' : 'started'} ${step.id}${step.summary ? `: ${step.summary}` : ''}`),
+  ].join('\n');
+}
+
 export function registerStatus(program: Command, runtime: CliRuntime): void {
   withCommonOptions(
     program
       .command('status')
-      .description("what the state file says is provisioned (reads the local state only; every .armada/*.json when no spec or --state is given)")
+      .description("what the state file says is provisioned, and where migrations run from here stand (reads local files only; every .armada/*.json and .armada/migrations/* when no spec or --state is given)")
       .argument('[spec]', 'environment spec; its name gives the default state file'),
   ).action(
     runtime.action(async (session, options, [specPath]) => {
@@ -80,8 +90,20 @@ export function registerStatus(program: Command, runtime: CliRuntime): void {
           resources: entry.state ? resourcesToJSON(entry.state.resources) : [],
         })),
       });
+      // Migrations run from here keep their checkpoints under .armada/migrations/<name>/.
+      const migrations: MigrationCheckpointStatus[] = [];
+      if (!specPath && !options.state) {
+        const under = join(session.cwd, '.armada', 'migrations');
+        const names = await readdir(under).catch(() => [] as string[]);
+        for (const name of names.sort()) {
+          const status = await readMigrationCheckpoint(join(under, name));
+          if (status) migrations.push(status);
+        }
+      }
+      session.setResult({ migrations });
       if (entries.length === 0) session.print('No state files in .armada/ here: nothing applied from this directory yet.');
       for (const entry of entries) session.print(renderEntry(session, entry));
+      for (const migration of migrations) session.print(renderMigration(session, migration));
       if (entries.some((entry) => entry.state)) {
         session.note(session.styleErr('dim', 'The state file is a cache of the last run; `armada plan` asks the cloud.'));
       }

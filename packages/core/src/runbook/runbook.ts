@@ -148,6 +148,31 @@ async function readCheckpoint(path: string): Promise<Checkpoint | undefined> {
   return parsed;
 }
 
+/** Where a migration stands, from its checkpoint alone (for `armada status` and tooling). */
+export interface MigrationCheckpointStatus {
+  migration: string;
+  directory: string;
+  startedAt: string;
+  /** Steps recorded, in the order they ran. */
+  steps: Array<{ id: string; status: 'done' | 'started'; finishedAt?: string; summary?: string }>;
+  /** The step a run started and did not finish: where `--resume` continues. */
+  stoppedAt?: string;
+}
+
+/** Reads a migration directory's checkpoint; undefined when there is none. */
+export async function readMigrationCheckpoint(directory: string): Promise<MigrationCheckpointStatus | undefined> {
+  const checkpoint = await readCheckpoint(join(directory, CHECKPOINT_FILE));
+  if (!checkpoint) return undefined;
+  const steps = Object.entries(checkpoint.steps).map(([id, record]) => ({
+    id,
+    status: record.status,
+    ...(record.finishedAt ? { finishedAt: record.finishedAt } : {}),
+    ...(record.result?.summary ? { summary: record.result.summary } : {}),
+  }));
+  const stoppedAt = steps.find((step) => step.status === 'started')?.id;
+  return { migration: checkpoint.migration, directory, startedAt: checkpoint.startedAt, steps, ...(stoppedAt ? { stoppedAt } : {}) };
+}
+
 function checkUniqueIds(steps: readonly MigrationStep[]): void {
   const seen = new Set<string>();
   const duplicates = steps.filter((step) => seen.size === seen.add(step.id).size).map((step) => step.id);

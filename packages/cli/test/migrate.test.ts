@@ -1,0 +1,69 @@
+/**
+ * `armada migrate` in-process on the in-memory provider (the data, DNS and child-process cases run
+ * against the emulators and real servers in examples/test/cli-*.test.ts): a file's problems all at
+ * once, a missing password variable named before anything runs, a dry run, a run, and `status`
+ * showing where migrations stand.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { STACK_LINE, armada, storySpec, tempDir, type TempDir } from './helpers.js';
+
+let dir: TempDir;
+beforeEach(async () => {
+  dir = await tempDir();
+});
+afterEach(async () => {
+  await dir.remove();
+});
+
+async function migrationFile(extra: Record<string, unknown> = {}): Promise<string> {
+  await dir.file('armada.json', storySpec({ id: 'in-memory', region: 'local-1' }));
+  return dir.file('migration.json', {
+    name: 'to-memory',
+    source: { environment: 'armada', provider: { id: 'in-memory', region: 'local-1' } },
+    target: { spec: 'armada.json', provider: { id: 'in-memory', region: 'local-1' } },
+    ...extra,
+  });
+}
+
+describe('armada migrate', () => {
+  it('lists every problem of a migration file at once, with exit code 2 and no stack', async () => {
+    const file = await dir.file('bad.yaml', 'name: "not ok!"\nsource: { provider: { id: aws } }\ndns: { provider: elsewhere }\n');
+    const run = await armada(['migrate', file], { cwd: dir.path });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/The migration file .*bad\.yaml has \d+ problem\(s\)/);
+    expect(run.stderr).toContain('source.environment');
+    expect(run.stderr).toContain('target');
+    expect(run.stderr).toContain('dns.provider');
+    expect(run.stderr).not.toMatch(STACK_LINE);
+  });
+
+  it('names a password variable that is not set, before anything runs', async () => {
+    const file = await migrationFile({ data: [{ name: 'db', mover: 'mysql', source: { host: '127.0.0.1', port: 3306, user: 'root', passwordEnv: 'OLD_DB_PASSWORD' }, target: { host: '127.0.0.1', port: 3307 } }] });
+    const run = await armada(['migrate', file], { cwd: dir.path });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('data[0].source names the password variable OLD_DB_PASSWORD, which is not set');
+  });
+
+  it('dry-runs, runs, and status shows the migration done; --json carries the report', async () => {
+    const file = await migrationFile();
+    const dry = await armada(['migrate', file, '--dry-run'], { cwd: dir.path });
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toContain('Provision armada on in-memory (local-1)');
+    expect(dry.stderr).toContain('Dry run: nothing was changed.');
+
+    const run = await armada(['migrate', file, '--json'], { cwd: dir.path });
+    expect(run.code, run.stderr).toBe(0);
+    const { report } = run.json<{ report: { status: string; steps: Array<{ id: string; status: string }> } }>();
+    expect(report.status).toBe('succeeded');
+    expect(report.steps.map((step) => `${step.id} ${step.status}`)).toEqual(['check-policies done', 'provision-target done']);
+
+    const status = await armada(['status', '--json'], { cwd: dir.path });
+    const { migrations } = status.json<{ migrations: Array<{ migration: string; stoppedAt?: string; steps: Array<{ id: string; status: string }> }> }>();
+    expect(migrations).toHaveLength(1);
+    expect(migrations[0]?.migration).toBe('to-memory');
+    expect(migrations[0]?.stoppedAt).toBeUndefined();
+    const text = await armada(['status'], { cwd: dir.path });
+    expect(text.stdout).toContain('migration "to-memory"');
+    expect(text.stdout).toContain('every recorded step done');
+  });
+});
