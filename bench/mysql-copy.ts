@@ -1,8 +1,10 @@
 /**
  * The MySQL mover against `mysqldump | mysql` and mydumper/myloader (where installed), on the same
  * generated data set, in one run: `tsx bench/mysql-copy.ts [orders]`. Prints one JSON line.
- * The mover runs in a child process (`copy` mode) so its peak memory is its own. Threads: 2 for
- * the mover and 2 each for mydumper and myloader.
+ * The mover runs twice, with its secondary indexes built during the load and after it
+ * (`deferIndexes`), each into its own server. It runs in a child process (`copy` mode) so its peak
+ * memory is its own. Threads: 2 for the mover and 2 each for mydumper and myloader. Every tool
+ * copies the same schema: two secondary indexes on orders (customer, date), one on customers.
  */
 import { execFileSync, execSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,16 +15,17 @@ import { startMariaDbServer } from '@armada/testkit';
 import { createConnection } from 'mysql2/promise';
 
 if (process.argv[2] === 'copy') {
-  const [sourcePort, targetPort] = [Number(process.argv[3]), Number(process.argv[4])];
+  const [sourcePort, targetPort, deferIndexes] = [Number(process.argv[3]), Number(process.argv[4]), process.argv[5] === 'true'];
   const started = performance.now();
-  const report = await new MysqlDataMover().copy({ host: '127.0.0.1', port: sourcePort, user: 'root', databases: ['shop'] }, { host: '127.0.0.1', port: targetPort, user: 'root', databases: ['shop'] }, { concurrency: 2 });
+  const report = await new MysqlDataMover().copy({ host: '127.0.0.1', port: sourcePort, user: 'root', databases: ['shop'] }, { host: '127.0.0.1', port: targetPort, user: 'root', databases: ['shop'] }, { concurrency: 2, deferIndexes });
   console.log(JSON.stringify({ copyMs: Math.round(performance.now() - started), rows: report.items, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) }));
   process.exit(0);
 }
 
 const orders = Number(process.argv[2] ?? 400_000);
-const servers = await Promise.all([startMariaDbServer(), startMariaDbServer(), startMariaDbServer(), startMariaDbServer()]);
-const [source, moverTarget, dumpTarget, mydumperTarget] = servers as [(typeof servers)[number], (typeof servers)[number], (typeof servers)[number], (typeof servers)[number]];
+const servers = await Promise.all([startMariaDbServer(), startMariaDbServer(), startMariaDbServer(), startMariaDbServer(), startMariaDbServer()]);
+type Server = (typeof servers)[number];
+const [source, moverTarget, deferredTarget, dumpTarget, mydumperTarget] = servers as [Server, Server, Server, Server, Server];
 const hasMydumper = (() => {
   try {
     execFileSync('sh', ['-c', 'command -v mydumper && command -v myloader'], { stdio: 'ignore' });
@@ -40,8 +43,8 @@ try {
   const connection = await createConnection({ host: source.host, port: source.port, user: 'root', multipleStatements: true });
   await connection.query(`
     CREATE DATABASE shop CHARACTER SET utf8mb4;
-    CREATE TABLE shop.customers (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL, email VARCHAR(200) NULL, created DATETIME NOT NULL) ENGINE=InnoDB;
-    CREATE TABLE shop.orders (id BIGINT PRIMARY KEY, customer_id INT NOT NULL, total DECIMAL(12,2) NOT NULL, details JSON NULL, placed DATETIME NOT NULL, KEY (customer_id)) ENGINE=InnoDB;
+    CREATE TABLE shop.customers (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL, email VARCHAR(200) NULL, created DATETIME NOT NULL, KEY by_email (email)) ENGINE=InnoDB;
+    CREATE TABLE shop.orders (id BIGINT PRIMARY KEY, customer_id INT NOT NULL, total DECIMAL(12,2) NOT NULL, details JSON NULL, placed DATETIME NOT NULL, KEY (customer_id), KEY by_placed (placed)) ENGINE=InnoDB;
     CREATE TABLE shop.events (happened DATETIME NOT NULL, message VARCHAR(255) NOT NULL) ENGINE=InnoDB;
   `);
   const batch = async (table: string, count: number, row: (index: number) => unknown[]) => {
@@ -52,13 +55,19 @@ try {
     }
   };
   await batch('customers', 50_000, (index) => [index + 1, `Customer ${index} 🚀`, index % 3 ? `c${index}@example.com` : null, '2024-01-01 10:00:00']);
-  await batch('orders', orders, (index) => [index + 1, (index % 50_000) + 1, `${index % 1000}.99`, JSON.stringify({ items: [index, 'ünïcode'], gift: index % 2 === 0 }), '2024-02-01 12:00:00']);
+  // Dates spread over a year out of key order, as a real orders table's index sees them.
+  const placed = (index: number) => new Date(Date.UTC(2024, 0, 1) + ((index * 7919) % 31_536_000) * 1000).toISOString().slice(0, 19).replace('T', ' ');
+  await batch('orders', orders, (index) => [index + 1, (index % 50_000) + 1, `${index % 1000}.99`, JSON.stringify({ items: [index, 'ünïcode'], gift: index % 2 === 0 }), placed(index)]);
   await batch('events', 20_000, (index) => ['2024-03-01 00:00:00', `event ${index}`]);
   await connection.end();
   const rows = 50_000 + orders + 20_000;
 
-  const child = execFileSync(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, 'copy', String(source.port), String(moverTarget.port)], { encoding: 'utf8' });
-  const mover = JSON.parse(child.trim().split('\n').at(-1) ?? '{}') as { copyMs: number; rows: number; peakRssMB: number };
+  const moverRun = (target: Server, deferIndexes: boolean) => {
+    const child = execFileSync(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, 'copy', String(source.port), String(target.port), String(deferIndexes)], { encoding: 'utf8' });
+    return JSON.parse(child.trim().split('\n').at(-1) ?? '{}') as { copyMs: number; rows: number; peakRssMB: number };
+  };
+  const mover = moverRun(moverTarget, false);
+  const deferred = moverRun(deferredTarget, true);
 
   const client = (server: { port: number }) => `--no-defaults -h 127.0.0.1 -P ${server.port} -u root`;
   const dumpMs = time(`mysqldump ${client(source)} --single-transaction --databases shop | mysql ${client(dumpTarget)}`);
@@ -69,18 +78,32 @@ try {
       time(`mydumper -h 127.0.0.1 -P ${source.port} -u root -B shop -t 2 -o ${directory}`) + time(`myloader -h 127.0.0.1 -P ${mydumperTarget.port} -u root -B shop -t 2 -d ${directory}`);
     rmSync(directory, { recursive: true, force: true });
   }
-  const verified = await new MysqlDataMover().verify({ host: source.host, port: source.port, user: 'root', databases: ['shop'] }, { host: moverTarget.host, port: moverTarget.port, user: 'root', databases: ['shop'] });
+  const shop = (server: Server) => ({ host: server.host, port: server.port, user: 'root', databases: ['shop'] });
+  const verified = (await new MysqlDataMover().verify(shop(source), shop(moverTarget))).ok && (await new MysqlDataMover().verify(shop(source), shop(deferredTarget))).ok;
+  // The deferred copy must end with the same indexes as the source.
+  const indexes = async (server: Server) => {
+    const check = await createConnection({ host: server.host, port: server.port, user: 'root' });
+    const [found] = await check.query("SELECT GROUP_CONCAT(CONCAT(TABLE_NAME, '.', INDEX_NAME) ORDER BY TABLE_NAME, INDEX_NAME) AS names FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'shop'");
+    await check.end();
+    return String((found as Array<{ names: string }>)[0]?.names);
+  };
+  const sameIndexes = (await indexes(deferredTarget)) === (await indexes(source)) && (await indexes(moverTarget)) === (await indexes(source));
   console.log(
     JSON.stringify({
       rows,
       moverRows: mover.rows,
       moverMs: mover.copyMs,
       moverPeakRssMB: mover.peakRssMB,
+      deferredMs: deferred.copyMs,
+      deferredPeakRssMB: deferred.peakRssMB,
       mysqldumpPipeMs: dumpMs,
       mydumperMyloaderMs: mydumperMs ?? null,
       moverVsMysqldump: Number((mover.copyMs / dumpMs).toFixed(2)),
       moverVsMydumper: mydumperMs ? Number((mover.copyMs / mydumperMs).toFixed(2)) : null,
-      verified: verified.ok,
+      deferredVsMydumper: mydumperMs ? Number((deferred.copyMs / mydumperMs).toFixed(2)) : null,
+      deferredVsMover: Number((deferred.copyMs / mover.copyMs).toFixed(2)),
+      verified,
+      sameIndexes,
     }),
   );
 } finally {

@@ -1,7 +1,8 @@
 import { ArmadaTokens, definePlugin, type ArmadaPlugin, type DataMoverRegistration } from '@armada/core';
 import { MYSQL_DATA_MOVER_ID, MysqlDataMover } from './mover.js';
 
-export { MysqlDataMover, MYSQL_DATA_MOVER_ID, type MysqlCopyOptions, type MysqlCopyReport } from './mover.js';
+export { MysqlDataMover, MYSQL_DATA_MOVER_ID, type MysqlCopyOptions, type MysqlCopyReport, AUTO_DEFER_ROWS } from './mover.js';
+export type { AccountsReport, MysqlUsersOptions } from './accounts.js';
 
 /** The plugin: registers data mover id `mysql`. */
 export function mysqlDataMoverPlugin(): ArmadaPlugin {
@@ -14,4 +15,4 @@ export function mysqlDataMoverPlugin(): ArmadaPlugin {
     },
   });
 }
-export { MysqlReplication, type BinlogPosition, type MysqlReplicationStatus } from './replication.js';
+export { MysqlReplication, replicateMysql, type BinlogPosition, type MysqlReplicationStatus } from './replication.js';
