@@ -177,6 +177,8 @@ export interface StoryMigrationOptions {
   /** How the DNS step waits out the old TTL (the demo and tests cap it). */
   wait?: (ms: number, signal?: AbortSignal) => Promise<void>;
   chunkRows?: number;
+  /** Replicate the data stores until the cutover instead of copying them once. */
+  replicate?: boolean;
   decommissionSource?: boolean;
 }
 
@@ -189,6 +191,7 @@ export function storyMigration(world: StoryWorld, options: StoryMigrationOptions
   const targetSpec = on(world.spec, world.target);
   const ssh = world.ssh;
   const hostKeys = memoryHostKeyStore(); // trust on first use, then pinned for the run
+  const mode = options.replicate ? ('replicate' as const) : ('copy' as const);
   return {
     name: `story-${world.source.name}-to-${world.target.name}`,
     source: { provider: world.source.provider, environment: world.spec.name },
@@ -205,8 +208,8 @@ export function storyMigration(world: StoryWorld, options: StoryMigrationOptions
         }
       : {}),
     data: [
-      { name: 'shop-db', mover: new MysqlDataMover(), source: world.mysql.source, target: world.mysql.target, copy: { concurrency: 2, ...(options.chunkRows ? { chunkRows: options.chunkRows } : {}) } },
-      { name: 'sessions', mover: new RedisDataMover(), source: world.redis.source, target: world.redis.target },
+      { name: 'shop-db', mover: new MysqlDataMover(), source: world.mysql.source, target: world.mysql.target, copy: { concurrency: 2, ...(options.chunkRows ? { chunkRows: options.chunkRows } : {}) }, mode },
+      { name: 'sessions', mover: new RedisDataMover(), source: world.redis.source, target: world.redis.target, mode },
     ],
     dns: {
       dns: world.dns,

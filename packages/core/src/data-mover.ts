@@ -47,12 +47,47 @@ export interface VerifyReport {
   firstDifference?: string;
 }
 
+/** Where a replica stands against its source. */
+export interface ReplicationLag {
+  /** True when the replica has applied everything the source has written so far. */
+  caughtUp: boolean;
+  /** For people: `0 s behind`, `1,204 bytes behind`. */
+  lag: string;
+}
+
+/** A running replication from a source into a target, started by `DataMoverV1.replicate`. */
+export interface DataReplication {
+  status(): Promise<ReplicationLag>;
+  /**
+   * The switch: the source stops taking writes (made read-only), the target applies everything up
+   * to the source's last write, stops replicating and takes writes. The write downtime is from the
+   * first to the last of these. Idempotent: on a target already promoted it reports that.
+   */
+  cutover(options?: { signal?: AbortSignal }): Promise<{ writeDowntimeMs: number | null; alreadyPromoted: boolean }>;
+  close(): Promise<void>;
+}
+
+export interface ReplicateOptions {
+  /** The copy this replication continues from (MySQL starts at its binlog position). */
+  after?: CopyReport;
+  replaceExisting?: boolean;
+  signal?: AbortSignal;
+}
+
 export interface DataMoverV1 {
   readonly specificationVersion: 'v1';
   /** Registry id: `mysql`, `redis`. */
   readonly id: string;
   copy(source: DataEndpoint, target: DataEndpoint, options?: CopyOptions): Promise<CopyReport>;
   verify(source: DataEndpoint, target: DataEndpoint, options?: { sample?: number; signal?: AbortSignal }): Promise<VerifyReport>;
+  /**
+   * Optional, for near-zero downtime: make the target a replica of the source and wait until it
+   * has caught up. Called again on a target already replicating from this source (a resumed run),
+   * it attaches to the running replication instead of starting over.
+   */
+  replicate?(source: DataEndpoint, target: DataEndpoint, options?: ReplicateOptions): Promise<DataReplication>;
+  /** Whether `replicate` continues from a copy (MySQL: from its binlog position) or makes its own (Redis: a full sync). */
+  readonly replicationStartsFrom?: 'copy' | 'empty';
 }
 
 export type DataMover = DataMoverV1;

@@ -7,7 +7,7 @@
  *
  * `read_only` stops every account without SUPER (application accounts); run applications as such.
  */
-import { TimeoutError, ValidationError, type DataEndpoint } from '@armada/core';
+import { type CopyReport, type DataEndpoint, type DataReplication, type ReplicateOptions, TimeoutError, ValidationError } from '@armada/core';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 
 type Row = Record<string, string | number | null>;
@@ -77,6 +77,22 @@ export class MysqlReplication {
     }
   }
 
+  /** A replication already running on the target from this source (a resumed run); undefined if there is none. */
+  static async attach(sourceEndpoint: DataEndpoint, targetEndpoint: DataEndpoint): Promise<MysqlReplication | undefined> {
+    const target = await open(targetEndpoint, 'target');
+    const row = await first(target, 'SHOW SLAVE STATUS').catch(() => undefined);
+    if (!row || row.Master_Host !== sourceEndpoint.host || Number(row.Master_Port) !== sourceEndpoint.port) {
+      await target.end().catch(() => undefined);
+      return undefined;
+    }
+    return new MysqlReplication(await open(sourceEndpoint, 'source'), target);
+  }
+
+  /** Whether the target still replicates (false once promoted). */
+  async replicating(): Promise<boolean> {
+    return (await first(this.target, 'SHOW SLAVE STATUS')) !== undefined;
+  }
+
   async status(): Promise<MysqlReplicationStatus> {
     const row = await first(this.target, 'SHOW SLAVE STATUS');
     return {
@@ -114,4 +130,44 @@ export class MysqlReplication {
   async close(): Promise<void> {
     await Promise.all([this.source.end(), this.target.end()].map((closing) => closing.catch(() => undefined)));
   }
+}
+
+/**
+ * `MysqlDataMover.replicate`: the target follows the source from the copy's binlog position (or,
+ * on a resumed run, the replication already running is attached), and is waited for until it is
+ * no second behind.
+ */
+export async function replicateMysql(sourceEndpoint: DataEndpoint, targetEndpoint: DataEndpoint, options: ReplicateOptions & { timeoutMs?: number } = {}): Promise<DataReplication> {
+  let replication = await MysqlReplication.attach(sourceEndpoint, targetEndpoint);
+  if (!replication) {
+    const binlog = (options.after as (CopyReport & { binlog?: BinlogPosition }) | undefined)?.binlog;
+    if (!binlog) {
+      throw new ValidationError('MySQL replication continues from a copy, and no copy with a binlog position was given.', {
+        issues: [{ path: 'after', message: 'no binlog position', fix: 'copy first (with the source\'s binary log on): the copy report carries the position' }],
+      });
+    }
+    replication = await MysqlReplication.start(sourceEndpoint, targetEndpoint, binlog, options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs });
+  }
+  const handle = replication;
+  const deadline = performance.now() + (options.timeoutMs ?? 300_000);
+  for (;;) {
+    const status = await handle.status();
+    if (status.lastError) throw new ValidationError(`Replication failed on the target: ${status.lastError}`);
+    if (status.secondsBehind === 0 || !(await handle.replicating())) break;
+    if (performance.now() > deadline) throw new TimeoutError(`The replica is still ${status.secondsBehind ?? '?'} s behind.`, { timeoutMs: options.timeoutMs ?? 300_000 });
+    if (options.signal?.aborted) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    async status() {
+      const status = await handle.status();
+      return { caughtUp: status.secondsBehind === 0, lag: status.secondsBehind === null ? 'not replicating' : `${status.secondsBehind} s behind` };
+    },
+    async cutover() {
+      if (!(await handle.replicating())) return { writeDowntimeMs: null, alreadyPromoted: true };
+      const { writeDowntimeMs } = await handle.cutover();
+      return { writeDowntimeMs, alreadyPromoted: false };
+    },
+    close: () => handle.close(),
+  };
 }

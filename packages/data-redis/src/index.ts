@@ -14,4 +14,4 @@ export function redisDataMoverPlugin(): ArmadaPlugin {
     },
   });
 }
-export { RedisReplication, type CutoverReport, type ReplicationStatus } from './replication.js';
+export { RedisReplication, replicateRedis, type CutoverReport, type ReplicationStatus } from './replication.js';

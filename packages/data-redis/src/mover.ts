@@ -19,9 +19,12 @@ import {
   type CopyReport,
   type DataEndpoint,
   type DataMoverV1,
+  type DataReplication,
+  type ReplicateOptions,
   type VerifyReport,
 } from '@armada/core';
 import { Redis } from 'ioredis';
+import { replicateRedis } from './replication.js';
 
 export const REDIS_DATA_MOVER_ID = 'redis';
 
@@ -150,6 +153,12 @@ async function copyInPieces(source: Redis, target: Redis, key: Buffer, ttl: numb
 export class RedisDataMover implements DataMoverV1 {
   readonly specificationVersion = 'v1' as const;
   readonly id = REDIS_DATA_MOVER_ID;
+  /** REPLICAOF makes its own full sync: no copy comes first (see replication.ts). */
+  readonly replicationStartsFrom = 'empty' as const;
+
+  replicate(source: DataEndpoint, target: DataEndpoint, options?: ReplicateOptions): Promise<DataReplication> {
+    return replicateRedis(source, target, options);
+  }
 
   async copy(sourceEndpoint: DataEndpoint, targetEndpoint: DataEndpoint, options: RedisCopyOptions = {}): Promise<CopyReport> {
     const started = performance.now();

@@ -7,7 +7,7 @@
  * REPLICAOF replaces the target's data, so a target that holds keys is refused unless the caller
  * says to replace it.
  */
-import { ArmadaError, TimeoutError, ValidationError, type DataEndpoint } from '@armada/core';
+import { ArmadaError, type DataEndpoint, type DataReplication, type ReplicateOptions, TimeoutError, ValidationError } from '@armada/core';
 import { Redis } from 'ioredis';
 
 function field(info: string, name: string): string | undefined {
@@ -75,6 +75,22 @@ export class RedisReplication {
     }
   }
 
+  /** A replication already running on the target from this source (a resumed run); undefined if there is none. */
+  static async attach(sourceEndpoint: DataEndpoint, targetEndpoint: DataEndpoint): Promise<RedisReplication | undefined> {
+    const target = await connect(targetEndpoint);
+    const info = await target.info('replication');
+    if (field(info, 'role') !== 'slave' || field(info, 'master_host') !== sourceEndpoint.host || Number(field(info, 'master_port')) !== sourceEndpoint.port) {
+      target.disconnect();
+      return undefined;
+    }
+    return new RedisReplication(await connect(sourceEndpoint), target, sourceEndpoint, targetEndpoint);
+  }
+
+  /** Whether the target still replicates (false once promoted). */
+  async replicating(): Promise<boolean> {
+    return field(await this.target.info('replication'), 'role') === 'slave';
+  }
+
   async status(): Promise<ReplicationStatus> {
     const [sourceInfo, targetInfo] = await Promise.all([this.source.info('replication'), this.target.info('replication')]);
     const sourceOffset = Number(field(sourceInfo, 'master_repl_offset') ?? 0);
@@ -135,4 +151,27 @@ export class RedisReplication {
     this.source.disconnect();
     this.target.disconnect();
   }
+}
+
+/**
+ * `RedisDataMover.replicate`: REPLICAOF makes its own full sync, so no copy comes first; on a
+ * resumed run the replication already running is attached. At cutover the old source is left a
+ * read-only replica of the new primary, so a write still aimed at it fails instead of being lost.
+ */
+export async function replicateRedis(sourceEndpoint: DataEndpoint, targetEndpoint: DataEndpoint, options: ReplicateOptions & { timeoutMs?: number } = {}): Promise<DataReplication> {
+  const replication =
+    (await RedisReplication.attach(sourceEndpoint, targetEndpoint)) ??
+    (await RedisReplication.start(sourceEndpoint, targetEndpoint, { ...(options.replaceExisting ? { replaceExisting: true } : {}), ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) }));
+  return {
+    async status() {
+      const status = await replication.status();
+      return { caughtUp: status.linkUp && !status.syncing && status.lagBytes === 0, lag: `${status.lagBytes.toLocaleString('en-US')} bytes behind` };
+    },
+    async cutover() {
+      if (!(await replication.replicating())) return { writeDowntimeMs: null, alreadyPromoted: true };
+      const { writeDowntimeMs } = await replication.cutover({ sourceReadOnly: true });
+      return { writeDowntimeMs, alreadyPromoted: false };
+    },
+    close: async () => replication.close(),
+  };
 }

@@ -69,6 +69,8 @@ export const migrationFileSchema = z.strictObject({
         mover: z.string().min(1),
         source: fixedEndpoint,
         target: z.union([fixedEndpoint, instanceEndpoint]),
+        /** `replicate`: the target follows the source until the cutover (near-zero write downtime). */
+        mode: z.enum(['copy', 'replicate']).default('copy'),
         replaceExisting: z.boolean().default(false),
         concurrency: z.number().int().min(1).max(64).optional(),
         /** Mover-specific copy options (`chunkRows`, `bigKeyBytes`, ...), passed as they are. */
@@ -171,6 +173,7 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
       source: sourceEndpoint,
       target: targetEndpoint,
       copy: { ...store.options, replaceExisting: store.replaceExisting, ...(store.concurrency ? { concurrency: store.concurrency } : {}) },
+      mode: store.mode,
     };
   });
 

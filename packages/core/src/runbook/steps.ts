@@ -13,7 +13,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { applyEnvironment, destroyEnvironment } from '../apply.js';
 import type { CommandChannel, ConfigManagerV1 } from '../config-manager.js';
-import type { CopyOptions, DataEndpoint, DataMoverV1 } from '../data-mover.js';
+import type { CopyOptions, CopyReport, DataEndpoint, DataMoverV1, DataReplication } from '../data-mover.js';
 import { type DnsSnapshot, lowerDnsTtl, switchDns } from '../dns/cutover.js';
 import { ValidationError } from '../errors.js';
 import { sleep } from '../execute/retry.js';
@@ -47,7 +47,16 @@ export type ProvisionOutput = {
   instances: ProvisionedInstance[];
 };
 
-type StoreCopied = { mover: string; items: number; bytes: number; durationMs: number; resumed: boolean };
+type StoreCopied = {
+  mover: string;
+  items: number;
+  bytes: number;
+  durationMs: number;
+  resumed: boolean;
+  /** Replicating since the copy: the copy's report (its position) lets a resumed run attach. */
+  replicating?: boolean;
+  after?: JsonValue;
+};
 
 const text = (value: unknown): string | null => (typeof value === 'string' && value.length > 0 ? value : null);
 const count = (n: number, what: string) => `${n.toLocaleString('en-US')} ${what}${n === 1 ? '' : 's'}`;
@@ -224,6 +233,42 @@ export interface DataStoreMove {
   /** The target's endpoint, or how to find it among the provisioned instances. */
   target: DataEndpoint | ((instances: readonly ProvisionedInstance[]) => DataEndpoint);
   copy?: Omit<CopyOptions, 'checkpointPath' | 'signal' | 'onProgress'>;
+  /**
+   * `copy` (default): copied once; writes to the source after that are not moved. `replicate`:
+   * after the copy (or instead of it, for movers whose replication makes its own full sync) the
+   * target follows the source, and at cutover the source is made read-only, the target catches up
+   * and is promoted; the write downtime is measured. Needs a mover with `replicate`.
+   */
+  mode?: 'copy' | 'replicate';
+}
+
+/**
+ * Replications started by the copy step and ended by the cutover step of one run. After a crash
+ * the cutover step attaches to the replication still running on the target.
+ */
+export class ReplicationRegistry {
+  private readonly running = new Map<string, DataReplication>();
+  set(name: string, replication: DataReplication): void {
+    this.running.set(name, replication);
+  }
+  take(name: string): DataReplication | undefined {
+    const replication = this.running.get(name);
+    this.running.delete(name);
+    return replication;
+  }
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.running.values()].map((replication) => replication.close().catch(() => undefined)));
+    this.running.clear();
+  }
+}
+
+const replicates = (store: DataStoreMove) => store.mode === 'replicate';
+
+function replicatorOf(store: DataStoreMove): NonNullable<DataMoverV1['replicate']> {
+  if (!store.mover.replicate) {
+    throw new ValidationError(`Data store ${store.name}: the ${store.mover.id} mover cannot replicate.`, { issues: [{ path: `data.${store.name}.mode`, message: 'no replication in this mover', fix: "use mode 'copy'" }] });
+  }
+  return store.mover.replicate.bind(store.mover);
 }
 
 const where = (endpoint: DataEndpoint) => `${endpoint.host}:${endpoint.port}${endpoint.databases ? ` (${endpoint.databases.join(', ')})` : ''}`;
@@ -238,15 +283,17 @@ function targetOf(store: DataStoreMove, context: StepContext, provisioned: strin
  * directory, so a run killed in the middle of a copy resumes at the chunk where it stopped; stores
  * finished before the kill are not copied again.
  */
-export function copyDataStep(options: { stores: readonly DataStoreMove[]; provisioned?: string; id?: string }): MigrationStep {
+export function copyDataStep(options: { stores: readonly DataStoreMove[]; provisioned?: string; replications?: ReplicationRegistry; id?: string }): MigrationStep {
   const provisioned = options.provisioned ?? 'provision-target';
+  const replications = options.replications ?? new ReplicationRegistry();
   return {
     id: options.id ?? 'copy-data',
     title: `Copy ${options.stores.map((store) => `${store.name} (${store.mover.id})`).join(', ')}`,
     async describe(context) {
       return options.stores.map((store) => {
         const target = context.hasOutput(provisioned) || typeof store.target !== 'function' ? where(targetOf(store, context, provisioned)) : 'the new server';
-        return `would copy ${store.name} with ${store.mover.id} from ${where(store.source)} to ${target}${store.copy?.replaceExisting ? ', replacing what is there' : ''}`;
+        const how = !replicates(store) ? 'copy' : store.mover.replicationStartsFrom === 'empty' ? 'replicate' : 'copy, then replicate,';
+        return `would ${how} ${store.name} with ${store.mover.id} from ${where(store.source)} to ${target}${store.copy?.replaceExisting ? ', replacing what is there' : ''}`;
       });
     },
     async run(context) {
@@ -256,6 +303,18 @@ export function copyDataStep(options: { stores: readonly DataStoreMove[]; provis
       for (const store of options.stores) {
         if (finished[store.name]) continue;
         const target = targetOf(store, context, provisioned);
+        if (replicates(store) && store.mover.replicationStartsFrom === 'empty') {
+          // Replication makes its own full copy (Redis: REPLICAOF's full sync).
+          context.progress(`${store.name}: replicating from ${where(store.source)} to ${where(target)}`);
+          const started = performance.now();
+          const replication = await replicatorOf(store)(store.source, target, { signal: context.signal, ...(store.copy?.replaceExisting ? { replaceExisting: true } : {}) });
+          replications.set(store.name, replication);
+          const lag = await replication.status();
+          finished[store.name] = { mover: store.mover.id, items: 0, bytes: 0, durationMs: Math.round(performance.now() - started), resumed: false, replicating: true };
+          context.progress(`${store.name}: replica in sync (${lag.lag})`);
+          await saveFinished(finished);
+          continue;
+        }
         context.progress(`${store.name}: copying from ${where(store.source)} to ${where(target)}`);
         const report = await store.mover.copy(store.source, target, {
           ...store.copy,
@@ -269,6 +328,14 @@ export function copyDataStep(options: { stores: readonly DataStoreMove[]; provis
           },
         });
         finished[store.name] = { mover: store.mover.id, items: report.items, bytes: report.bytes, durationMs: Math.round(report.durationMs), resumed: report.resumed };
+        if (replicates(store)) {
+          // From the copy's snapshot on, the target follows the source (MySQL: its binlog position).
+          context.progress(`${store.name}: starting replication from the copy's position`);
+          const replication = await replicatorOf(store)(store.source, target, { after: report, signal: context.signal });
+          replications.set(store.name, replication);
+          Object.assign(finished[store.name] as StoreCopied, { replicating: true, after: JSON.parse(JSON.stringify(report)) as JsonValue });
+          context.progress(`${store.name}: replica in sync (${(await replication.status()).lag})`);
+        }
         await saveFinished(finished);
       }
       const stores = options.stores.map((store) => ({ name: store.name, ...(finished[store.name] as StoreCopied) }));
@@ -276,8 +343,58 @@ export function copyDataStep(options: { stores: readonly DataStoreMove[]; provis
       const bytes = stores.reduce((sum, store) => sum + store.bytes, 0);
       return {
         summary: `${count(stores.length, 'store')} copied: ${items.toLocaleString('en-US')} items, ${(bytes / 1_048_576).toFixed(1)} MiB`,
-        details: stores.map((store) => `${store.name} (${store.mover}): ${store.items.toLocaleString('en-US')} items, ${(store.bytes / 1_048_576).toFixed(1)} MiB in ${seconds(store.durationMs)}${store.resumed ? ', resumed' : ''}`),
+        details: stores.map((store) =>
+          store.replicating && store.items === 0
+            ? `${store.name} (${store.mover}): replicating, first sync in ${seconds(store.durationMs)}`
+            : `${store.name} (${store.mover}): ${store.items.toLocaleString('en-US')} items, ${(store.bytes / 1_048_576).toFixed(1)} MiB in ${seconds(store.durationMs)}${store.resumed ? ', resumed' : ''}${store.replicating ? ', then replicating' : ''}`,
+        ),
         output: { items, bytes, stores },
+      };
+    },
+  };
+}
+
+/**
+ * For replicated stores: the source is made read-only, the target applies the rest and is promoted.
+ * Runs after the TTLs are lowered and before verify and the DNS switch; the write downtime (the
+ * longest of the stores') is the step's output and goes into the report. A resumed run attaches to
+ * the replication still running, and a store already promoted is reported as such.
+ */
+export function cutoverDataStep(options: { stores: readonly DataStoreMove[]; provisioned?: string; copied?: string; replications?: ReplicationRegistry; id?: string }): MigrationStep {
+  const provisioned = options.provisioned ?? 'provision-target';
+  const copied = options.copied ?? 'copy-data';
+  const replications = options.replications ?? new ReplicationRegistry();
+  const stores = options.stores.filter(replicates);
+  return {
+    id: options.id ?? 'cutover-data',
+    title: `Cut over ${stores.map((store) => store.name).join(', ')}: source read-only, target promoted`,
+    async describe() {
+      return stores.map((store) => `would make ${store.name}'s source read-only, let the target catch up, and promote it`);
+    },
+    async run(context) {
+      const results: Array<{ name: string; writeDowntimeMs: number | null; alreadyPromoted: boolean }> = [];
+      const earlier = context.hasOutput(copied) ? (context.outputOf<{ stores: Array<{ name: string; after?: JsonValue }> }>(copied).stores ?? []) : [];
+      for (const store of stores) {
+        let replication = replications.take(store.name);
+        if (!replication) {
+          context.progress(`${store.name}: attaching to the replication on the target`);
+          const after = earlier.find((entry) => entry.name === store.name)?.after as CopyReport | undefined;
+          replication = await replicatorOf(store)(store.source, targetOf(store, context, provisioned), { signal: context.signal, ...(after ? { after } : {}) });
+        }
+        try {
+          context.progress(`${store.name}: source read-only, waiting for the target to catch up`);
+          const result = await replication.cutover({ signal: context.signal });
+          results.push({ name: store.name, ...result, writeDowntimeMs: result.writeDowntimeMs === null ? null : Math.round(result.writeDowntimeMs) });
+        } finally {
+          await replication.close();
+        }
+      }
+      const measured = results.flatMap((result) => (result.writeDowntimeMs === null ? [] : [result.writeDowntimeMs]));
+      const writeDowntimeMs = measured.length > 0 ? Math.max(...measured) : null;
+      return {
+        summary: `${count(results.length, 'store')} promoted${writeDowntimeMs === null ? '' : `, write downtime ${writeDowntimeMs} ms`}`,
+        details: results.map((result) => `${result.name}: ${result.alreadyPromoted ? 'promoted in an earlier run' : `writes refused for ${result.writeDowntimeMs} ms`}`),
+        output: { writeDowntimeMs, stores: results },
       };
     },
   };
@@ -444,11 +561,20 @@ export function standardMigrationSteps(definition: MigrationDefinition): Migrati
     provisionStep({ spec: target.spec, provider: target.provider, ...(target.statePath ? { statePath: target.statePath } : {}), ...(definition.rules ? { rules: definition.rules } : {}) }),
   ];
   if (definition.servers) steps.push(configureServersStep(definition.servers));
-  if (definition.data && definition.data.length > 0) {
-    steps.push(copyDataStep({ stores: definition.data }));
-    steps.push(verifyDataStep({ stores: definition.data, ...(definition.verify?.sample ? { sample: definition.verify.sample } : {}) }));
+  const data = definition.data ?? [];
+  const verify = verifyDataStep({ stores: data, ...(definition.verify?.sample ? { sample: definition.verify.sample } : {}) });
+  if (data.some(replicates)) {
+    // Replicated stores keep changing until the cutover: verify after it, while the source is
+    // read-only and DNS still points at it, so nothing writes to either side.
+    const replications = new ReplicationRegistry();
+    steps.push(copyDataStep({ stores: data, replications }));
+    if (definition.dns) steps.push(lowerDnsTtlStep(definition.dns));
+    steps.push(cutoverDataStep({ stores: data, replications }), verify);
+    if (definition.dns) steps.push(switchDnsStep(definition.dns));
+  } else {
+    if (data.length > 0) steps.push(copyDataStep({ stores: data }), verify);
+    if (definition.dns) steps.push(lowerDnsTtlStep(definition.dns), switchDnsStep(definition.dns));
   }
-  if (definition.dns) steps.push(lowerDnsTtlStep(definition.dns), switchDnsStep(definition.dns));
   if (definition.decommissionSource) {
     steps.push(decommissionSourceStep({ provider: definition.source.provider, environment: definition.source.environment, ...(definition.source.statePath ? { statePath: definition.source.statePath } : {}) }));
   }
