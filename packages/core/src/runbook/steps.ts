@@ -24,7 +24,7 @@ import { planDestroy, plan as makePlan } from '../plan/planner.js';
 import { renderPlanText } from '../plan/render.js';
 import type { DnsService, ProviderV1 } from '../provider.js';
 import type { ObservedResource } from '../resources.js';
-import { environmentSecrets, resolveOutputs, roleOf, type SecretResolver, type ServerPolicies, secretsOf } from '../server/policy.js';
+import { environmentSecrets, type RolePolicy, resolveOutputs, roleOf, rolePolicySchema, type SecretResolver, type ServerPolicies, secretsOf } from '../server/policy.js';
 import type { EnvironmentSpec } from '../spec/schema.js';
 import type { JsonValue, MigrationStep, StepContext, StepResult } from './runbook.js';
 
@@ -144,8 +144,22 @@ export interface ConfigureServersOptions {
   secrets?: SecretResolver;
   /** The step whose output lists the instances (default `provision-target`). */
   provisioned?: string;
+  /**
+   * Which part of each role to apply: `system` (everything but the apps), `apps` (only the apps,
+   * cloned and checked out as their owners, who the system part made), or `all` (default).
+   */
+  part?: 'all' | 'system' | 'apps';
   id?: string;
 }
+
+/** The policies with each role cut down to one part. */
+function partOf(policies: ServerPolicies, part: 'all' | 'system' | 'apps'): ServerPolicies {
+  if (part === 'all') return policies;
+  const roles = Object.fromEntries(Object.entries(policies.roles).map(([name, policy]) => [name, part === 'system' ? { ...policy, apps: [] } : rolePolicySchema.parse({ apps: policy.apps })]));
+  return { ...policies, roles };
+}
+
+const isEmptyRole = (policy: RolePolicy) => JSON.stringify(policy) === JSON.stringify(rolePolicySchema.parse({}));
 
 const asObserved = (instances: readonly ProvisionedInstance[]): ObservedResource[] =>
   instances.map((instance) => ({
@@ -165,18 +179,31 @@ const asObserved = (instances: readonly ProvisionedInstance[]): ObservedResource
 export function configureServersStep(options: ConfigureServersOptions): MigrationStep {
   const provisioned = options.provisioned ?? 'provision-target';
   const secrets = options.secrets ?? environmentSecrets;
+  const part = options.part ?? 'all';
+  const policies = partOf(options.policies, part);
   const rendered = (instances: readonly ProvisionedInstance[]) => {
-    const { values, issues } = resolveOutputs(options.policies, asObserved(instances));
+    const { values, issues } = resolveOutputs(policies, asObserved(instances));
     if (issues.length > 0) throw new ValidationError('The server policies refer to outputs provisioning did not make:', { issues });
-    return options.configManager.render(options.policies, values);
+    return options.configManager.render(policies, values);
   };
-  const roleFor = (instance: ProvisionedInstance) => roleOf(options.policies, { name: instance.name, ...(instance.role ? { role: instance.role } : {}) });
+  const roleFor = (instance: ProvisionedInstance) => {
+    const role = roleOf(policies, { name: instance.name, ...(instance.role ? { role: instance.role } : {}) });
+    // A role with nothing in this part (no apps, say) leaves its servers alone.
+    return role && policies.roles[role] && isEmptyRole(policies.roles[role]) ? undefined : role;
+  };
+  const titles = {
+    all: `Configure the servers and deploy the apps with ${options.configManager.id}`,
+    system: `Configure the servers with ${options.configManager.id}`,
+    apps: `Deploy the apps from git as their users, with ${options.configManager.id}`,
+  };
   return {
-    id: options.id ?? 'configure-servers',
-    title: `Configure the servers and deploy the apps with ${options.configManager.id}`,
+    id: options.id ?? (part === 'apps' ? 'deploy-apps' : 'configure-servers'),
+    title: titles[part],
     async describe(context) {
       if (!context.hasOutput(provisioned)) {
-        return Object.keys(options.policies.roles).map((role) => `would apply role ${role} (${options.configManager.id}) on each new instance that has it`);
+        return Object.entries(policies.roles)
+          .filter(([, policy]) => !isEmptyRole(policy))
+          .map(([role, policy]) => (part === 'apps' ? `would deploy ${policy.apps.map((app) => `${app.name} (${app.repository} at ${app.ref}, as ${app.owner})`).join(', ')} on each new ${role} instance` : `would apply role ${role} (${options.configManager.id}) on each new instance that has it`));
       }
       const instances = context.outputOf<ProvisionOutput>(provisioned).instances;
       const artifacts = rendered(instances);
@@ -193,7 +220,7 @@ export function configureServersStep(options: ConfigureServersOptions): Migratio
       for (const instance of instances) {
         const role = roleFor(instance);
         if (!role) continue;
-        const policy = options.policies.roles[role];
+        const policy = policies.roles[role];
         if (!policy) throw new ValidationError(`Instance ${instance.name} has role "${role}", which the server policies do not define.`);
         const missing = secretsOf(policy).filter((name) => secrets(name) === undefined);
         if (missing.length > 0) {
@@ -219,7 +246,7 @@ export function configureServersStep(options: ConfigureServersOptions): Migratio
           await connection.close?.();
         }
       }
-      return { summary: `${count(servers.length, 'server')} configured`, details, output: { servers } };
+      return { summary: `${count(servers.length, 'server')} ${part === 'apps' ? 'deployed' : 'configured'}`, details, output: { servers } };
     },
   };
 }
@@ -546,7 +573,7 @@ export interface MigrationDefinition {
   source: { provider: ProviderV1; environment: string; statePath?: string };
   target: { provider: ProviderV1; spec: EnvironmentSpec; statePath?: string };
   rules?: readonly PolicyRule[];
-  servers?: Omit<ConfigureServersOptions, 'provisioned' | 'id'>;
+  servers?: Omit<ConfigureServersOptions, 'provisioned' | 'id' | 'part'>;
   data?: readonly DataStoreMove[];
   verify?: { sample?: number };
   dns?: Omit<SwitchDnsOptions, 'id' | 'lowered' | 'provisioned'>;
@@ -560,7 +587,12 @@ export function standardMigrationSteps(definition: MigrationDefinition): Migrati
     checkPoliciesStep({ spec: target.spec, provider: target.provider, ...(definition.rules ? { rules: definition.rules } : {}) }),
     provisionStep({ spec: target.spec, provider: target.provider, ...(target.statePath ? { statePath: target.statePath } : {}), ...(definition.rules ? { rules: definition.rules } : {}) }),
   ];
-  if (definition.servers) steps.push(configureServersStep(definition.servers));
+  if (definition.servers) {
+    // The system first (users, packages, services), then the apps as the users it made.
+    const hasApps = Object.values(definition.servers.policies.roles).some((policy) => policy.apps.length > 0);
+    steps.push(configureServersStep({ ...definition.servers, part: hasApps ? 'system' : 'all' }));
+    if (hasApps) steps.push(configureServersStep({ ...definition.servers, part: 'apps' }));
+  }
   const data = definition.data ?? [];
   const verify = verifyDataStep({ stores: data, ...(definition.verify?.sample ? { sample: definition.verify.sample } : {}) });
   if (data.some(replicates)) {
