@@ -4,6 +4,8 @@
  * once, a missing password variable named before anything runs, a dry run, a run, and `status`
  * showing where migrations stand.
  */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { STACK_LINE, armada, storySpec, tempDir, type TempDir } from './helpers.js';
 
@@ -17,10 +19,12 @@ afterEach(async () => {
 
 async function migrationFile(extra: Record<string, unknown> = {}): Promise<string> {
   await dir.file('armada.json', storySpec({ id: 'in-memory', region: 'local-1' }));
-  return dir.file('migration.json', {
+  // In a subdirectory: its paths are read from there, its checkpoint goes under the working directory.
+  await mkdir(join(dir.path, 'migrations'));
+  return dir.file('migrations/migration.json', {
     name: 'to-memory',
     source: { environment: 'armada', provider: { id: 'in-memory', region: 'local-1' } },
-    target: { spec: 'armada.json', provider: { id: 'in-memory', region: 'local-1' } },
+    target: { spec: '../armada.json', provider: { id: 'in-memory', region: 'local-1' } },
     ...extra,
   });
 }

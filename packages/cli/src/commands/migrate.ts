@@ -81,7 +81,7 @@ export function registerMigrate(program: Command, runtime: CliRuntime): void {
           });
         }
       }
-      const migration = await migrationFromFile(loaded, { registry, env: session.env });
+      const migration = await migrationFromFile(loaded, { registry, env: session.env, cwd: session.cwd });
       const signal = session.signal;
       try {
         const report = await runMigration({

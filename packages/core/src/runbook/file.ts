@@ -40,7 +40,7 @@ const instanceEndpoint = z.strictObject({ instance: z.string().min(1), address: 
 
 export const migrationFileSchema = z.strictObject({
   name,
-  /** Where the checkpoint and the step files live. Default: `.armada/migrations/<name>` next to the file. */
+  /** Where the checkpoint and the step files live (relative to the file). Default: `.armada/migrations/<name>` in the working directory, where `armada status` looks. */
   directory: z.string().min(1).optional(),
   source: z.strictObject({
     /** The source environment's name (what to decommission); its spec is not needed. */
@@ -119,6 +119,8 @@ export interface MigrationFromFileOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** How the DNS step waits out the old TTL (tests shorten it). */
   wait?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** The working directory: the default checkpoint directory is `.armada/migrations/<name>` in it. Default: process.cwd(). */
+  cwd?: string;
 }
 
 export interface LoadedMigration {
@@ -134,7 +136,7 @@ const expandHome = (path: string) => (path.startsWith('~/') ? join(homedir(), pa
 export async function migrationFromFile(file: MigrationFile, options: MigrationFromFileOptions): Promise<LoadedMigration> {
   const env = options.env ?? process.env;
   const at = (path: string) => resolve(file.baseDirectory, expandHome(path));
-  const directory = at(file.directory ?? join('.armada', 'migrations', file.name));
+  const directory = file.directory ? at(file.directory) : resolve(options.cwd ?? process.cwd(), '.armada', 'migrations', file.name);
   const { registry } = options;
   const source = registry.provider(file.source.provider.id, file.source.provider.region);
   const target = registry.provider(file.target.provider.id, file.target.provider.region);
