@@ -4,25 +4,29 @@
  * servers), on the same generated data set, in one run: `tsx bench/redis-copy.ts [keys]`. Prints
  * one JSON line.
  *
- * The copy runs in a child process (`copy` mode), so its peak memory is the mover's own, not the
- * data generator's. The source is set to start a full sync at once (repl-diskless-sync-delay 0):
- * Redis 7 otherwise waits 5 s for more replicas, which would flatter the mover.
+ * The mover copies twice, into two targets: with its default strategy (`auto`, which takes the
+ * RDB snapshot over PSYNC: `copyMs`, `ratio`, `ratioToRedisCli`, `copyPeakRssMB`, repeated as
+ * `rdb*`) and with `strategy: 'scan'` (SCAN + DUMP/RESTORE: `scan*`). Each copy runs in a child
+ * process (`copy` mode), so its peak memory is the mover's own, not the data generator's. The
+ * source is set to start a full sync at once (repl-diskless-sync-delay 0): Redis 7 otherwise waits
+ * 5 s for more replicas, which would flatter the mover (the rdb strategy waits that delay too).
  */
 import { execFileSync } from 'node:child_process';
-import { RedisDataMover, RedisReplication } from '@armada/data-redis';
+import { RedisDataMover, RedisReplication, type RedisCopyStrategy } from '@armada/data-redis';
 import { startRedisServer } from '@armada/testkit';
 import { Redis } from 'ioredis';
 
 if (process.argv[2] === 'copy') {
   const [sourcePort, targetPort] = [Number(process.argv[3]), Number(process.argv[4])];
+  const strategy = (process.argv[5] ?? 'auto') as RedisCopyStrategy;
   const started = performance.now();
-  const report = await new RedisDataMover().copy({ host: '127.0.0.1', port: sourcePort }, { host: '127.0.0.1', port: targetPort }, { batchSize: 2000 });
-  console.log(JSON.stringify({ copyMs: Math.round(performance.now() - started), items: report.items, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) }));
+  const report = await new RedisDataMover().copy({ host: '127.0.0.1', port: sourcePort }, { host: '127.0.0.1', port: targetPort }, { batchSize: 2000, strategy });
+  console.log(JSON.stringify({ copyMs: Math.round(performance.now() - started), items: report.items, strategy: report.strategy, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) }));
   process.exit(0);
 }
 
 const keys = Number(process.argv[2] ?? 300_000);
-const [source, copyTarget, syncTarget, cliTarget] = await Promise.all([startRedisServer(), startRedisServer(), startRedisServer(), startRedisServer()]);
+const [source, copyTarget, scanTarget, syncTarget, cliTarget] = await Promise.all([startRedisServer(), startRedisServer(), startRedisServer(), startRedisServer(), startRedisServer()]);
 try {
   const client = new Redis({ host: source.host, port: source.port });
   // Mostly small strings (a tenth with a TTL), some hashes and lists, and one big hash.
@@ -50,8 +54,12 @@ try {
   const total = Number(await client.dbsize());
   client.disconnect();
 
-  const child = execFileSync(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, 'copy', String(source.port), String(copyTarget.port)], { encoding: 'utf8' });
-  const copy = JSON.parse(child.trim().split('\n').at(-1) ?? '{}') as { copyMs: number; items: number; peakRssMB: number };
+  const copyWith = (port: number, strategy: RedisCopyStrategy) => {
+    const child = execFileSync(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, 'copy', String(source.port), String(port), strategy], { encoding: 'utf8' });
+    return JSON.parse(child.trim().split('\n').at(-1) ?? '{}') as { copyMs: number; items: number; strategy: string; peakRssMB: number };
+  };
+  const copy = copyWith(copyTarget.port, 'auto');
+  const scan = copyWith(scanTarget.port, 'scan');
 
   let started = performance.now();
   const replication = await RedisReplication.start({ host: source.host, port: source.port }, { host: syncTarget.host, port: syncTarget.port });
@@ -75,10 +83,21 @@ try {
   started = performance.now();
   const verified = await new RedisDataMover().verify({ host: source.host, port: source.port }, { host: copyTarget.host, port: copyTarget.port });
   const verifyMs = performance.now() - started;
+  // The scan copy is checked by DEBUG DIGEST (the full verify above takes most of a minute).
+  const digest = async (port: number) => {
+    const digestClient = new Redis({ host: '127.0.0.1', port });
+    try {
+      return String(await digestClient.call('DEBUG', 'DIGEST'));
+    } finally {
+      digestClient.disconnect();
+    }
+  };
+  const [sourceDigest, copyDigest, scanDigest] = await Promise.all([digest(source.port), digest(copyTarget.port), digest(scanTarget.port)]);
   console.log(
     JSON.stringify({
       keys: total,
       copiedKeys: copy.items,
+      copyStrategy: copy.strategy,
       copyMs: copy.copyMs,
       replicaofFullSyncMs: Math.round(syncMs),
       ratio: Number((copy.copyMs / syncMs).toFixed(2)),
@@ -87,9 +106,16 @@ try {
       ratioToRedisCli: Number((copy.copyMs / cliMs).toFixed(2)),
       copyPeakRssMB: copy.peakRssMB,
       verifyMs: Math.round(verifyMs),
-      verified: verified.ok,
+      verified: verified.ok && copyDigest === sourceDigest,
+      ...(copy.strategy === 'rdb' ? { rdbCopyMs: copy.copyMs, rdbRatio: Number((copy.copyMs / syncMs).toFixed(2)), rdbRatioToRedisCli: Number((copy.copyMs / cliMs).toFixed(2)), rdbPeakRssMB: copy.peakRssMB } : {}),
+      scanCopyMs: scan.copyMs,
+      scanCopiedKeys: scan.items,
+      scanRatio: Number((scan.copyMs / syncMs).toFixed(2)),
+      scanRatioToRedisCli: Number((scan.copyMs / cliMs).toFixed(2)),
+      scanPeakRssMB: scan.peakRssMB,
+      scanVerified: scanDigest === sourceDigest,
     }),
   );
 } finally {
-  await Promise.all([source.stop(), copyTarget.stop(), syncTarget.stop(), cliTarget.stop()]);
+  await Promise.all([source.stop(), copyTarget.stop(), scanTarget.stop(), syncTarget.stop(), cliTarget.stop()]);
 }

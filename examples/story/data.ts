@@ -55,6 +55,9 @@ export async function seedSessions(endpoint: DataEndpoint, options: { sessions?:
     }
     pipeline.zadd('leaderboard', ...Array.from({ length: 100 }, (_, index) => [index * 3, `player-${index}`]).flat());
     await pipeline.exec();
+    // The mover snapshots Redis as a replica would; by default a source waits 5 s for more replicas
+    // to share the snapshot. This one has no others: start at once, as an operator would set it.
+    await redis.config('SET', 'repl-diskless-sync-delay', '0');
     return Number(await redis.dbsize());
   } finally {
     redis.disconnect();

@@ -15,3 +15,4 @@ export function redisDataMoverPlugin(): ArmadaPlugin {
   });
 }
 export { RedisReplication, replicateRedis, type CutoverReport, type ReplicationStatus } from './replication.js';
+export type { RedisCopyReport, RedisCopyStrategy } from './mover.js';
