@@ -32,7 +32,9 @@ console.log(`  ratio                              ${String(aws.ratio).padStart(7
 
 console.log('\nRedis mover against REPLICAOF full sync, same generated data set (300,000 keys, one 200,000-field hash):');
 const redis = runPhase('./redis-copy.ts', '300000');
-console.log(`  mover copy                         ${String(redis.copyMs).padStart(7)} ms   peak ${redis.copyPeakRssMB} MB (its own process)`);
+console.log(`  mover copy (${String(redis.copyStrategy).padEnd(4)} strategy)         ${String(redis.copyMs).padStart(7)} ms   peak ${redis.copyPeakRssMB} MB (its own process)`);
+console.log(`  mover copy (scan strategy)         ${String(redis.scanCopyMs).padStart(7)} ms   peak ${redis.scanPeakRssMB} MB; ratio to REPLICAOF ${redis.scanRatio}`);
+console.log(`  redis-cli --scan + MIGRATE         ${String(redis.redisCliMigrateMs).padStart(7)} ms   mover ratio ${redis.ratioToRedisCli}`);
 console.log(`  REPLICAOF full sync                ${String(redis.replicaofFullSyncMs).padStart(7)} ms   (repl-diskless-sync-delay 0)`);
 console.log(`  ratio                              ${String(redis.ratio).padStart(7)}      target <= 1.5; verify ${redis.verifyMs} ms, ${redis.verified ? 'identical' : 'DIFFERENT'}`);
 
