@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { armada as run } from './armada-cli.js';
 import { SPEC_PATH, type StoryWorld, startStoryWorld, ZONE } from '../story/index.js';
@@ -56,6 +57,9 @@ describe('armada migrate', () => {
     expect(run.stdout).toContain('www A: TTL 3600 -> 60');
     expect({ source: world.source.inventory(), target: world.target.inventory(), dns: await world.dns.listRecords(ZONE) }).toEqual(before);
     expect(() => mysqldump(world.mysql.target.port)).toThrow(); // no shop database on the target
+    const redis = new Redis({ host: world.redis.target.host, port: world.redis.target.port });
+    expect(await redis.dbsize()).toBe(0);
+    redis.disconnect();
     expect(existsSync(join(world.directory, 'run'))).toBe(false);
   });
 
