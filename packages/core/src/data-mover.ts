@@ -29,6 +29,8 @@ export interface CopyOptions {
   /** Where to keep the resume checkpoint (no secrets are written to it). */
   checkpointPath?: string;
   concurrency?: number;
+  /** Throttle: at most this many bytes per second on average, to spare a live source. Default: as fast as it goes. */
+  maxBytesPerSecond?: number;
   signal?: AbortSignal;
   onProgress?: (progress: TransferProgress) => void;
 }

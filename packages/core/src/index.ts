@@ -16,6 +16,7 @@ export * from './plan/planner.js';
 export * from './plan/render.js';
 export * from './execute/retry.js';
 export * from './execute/wait.js';
+export * from './execute/throttle.js';
 export * from './execute/executor.js';
 export * from './apply.js';
 export * from './state.js';

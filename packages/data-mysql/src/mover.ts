@@ -20,6 +20,7 @@ import {
   CancelledError,
   ValidationError,
   serialJsonWriter,
+  throttleFor,
   type CopyOptions,
   type CopyReport,
   type DataEndpoint,
@@ -451,6 +452,7 @@ export class MysqlDataMover implements DataMoverV1 {
       let items = 0;
       let bytes = 0;
       let done = 0;
+      const throttle = throttleFor(options);
       let next = 0;
       const progress = (phase: string) => {
         const seconds = (performance.now() - started) / 1000;
@@ -464,12 +466,16 @@ export class MysqlDataMover implements DataMoverV1 {
           if (chunk.range && plan.intKey) await writer.query(`DELETE FROM ${from} WHERE ${quoteName(plan.intKey)} >= ? AND ${quoteName(plan.intKey)} < ?`, chunk.range);
           else await writer.query(`DELETE FROM ${from}`);
         }
+        let chunkBytes = 0;
         const counted = (count: number, size: number) => {
           items += count;
           bytes += size;
+          chunkBytes += size;
         };
         if (loadData && plan.loadable) await loadChunk(reader, writer, chunk, counted);
         else await streamChunk(reader, writer, chunk, insertBytes, counted);
+        // The workers share one throttle: together they keep to its rate.
+        await throttle?.take(chunkBytes, options.signal);
       };
       // A table's deferred keys are built by the worker that finishes its last chunk, while the others load on.
       const unfinished = new Map<TablePlan, number>();

@@ -26,11 +26,13 @@ import {
   CancelledError,
   ValidationError,
   serialJsonWriter,
+  throttleFor,
   type CopyOptions,
   type CopyReport,
   type DataEndpoint,
   type DataMoverV1,
   type DataReplication,
+  type Throttle,
   type ReplicateOptions,
   type VerifyReport,
 } from '@armada/core';
@@ -96,6 +98,8 @@ interface Run {
   items: number;
   bytes: number;
   bigKeys: number;
+  /** `maxBytesPerSecond`, shared by both strategies and the big keys. */
+  throttle: Throttle | undefined;
 }
 
 const where = (endpoint: DataEndpoint) => `${endpoint.host}:${endpoint.port}`;
@@ -186,6 +190,7 @@ async function copyByScan(run: Run): Promise<void> {
     let cursor = state.cursor;
     do {
       if (options.signal?.aborted) throw new CancelledError(`Redis copy cancelled at db ${db}, cursor ${cursor}; resume with the same checkpoint.`);
+      const bytesBefore = run.bytes;
       const [next, keys] = await source.scanBuffer(cursor, 'COUNT', batchSize);
       const read = source.pipeline();
       for (const key of keys) {
@@ -225,6 +230,7 @@ async function copyByScan(run: Run): Promise<void> {
         const failed = results.find(([error]) => error);
         if (failed?.[0]) throw new ArmadaError('Unknown', `RESTORE failed on the target: ${failed[0].message}`, { cause: failed[0] });
       }
+      await run.throttle?.take(run.bytes - bytesBefore, options.signal);
       run.items += writes;
       state.keys += writes;
       state.bytes = run.bytes;
@@ -337,6 +343,12 @@ async function copyByRdb(run: Run, fallback: boolean): Promise<void> {
       push(chunk) {
         now = Date.now();
         parser.push(chunk);
+        // Throttled: hold the snapshot back until the average rate allows more.
+        const wait = run.throttle?.delayFor(chunk.length) ?? 0;
+        if (wait > 0) {
+          snapshot.pause();
+          setTimeout(() => snapshot.resume(), wait);
+        }
         if (!versionSet && parser.version > 0) {
           out.rdbVersion = parser.version;
           versionSet = true;
@@ -352,6 +364,8 @@ async function copyByRdb(run: Run, fallback: boolean): Promise<void> {
       },
     });
     await out.drain();
+    // What socket buffers took in at once still counts: the copy ends when the rate says so.
+    await run.throttle?.take(0, options.signal);
     run.items = restoredBefore + out.restored;
     restoredBefore = run.items;
     progress(run, 'rdb snapshot');
@@ -365,6 +379,7 @@ async function copyByRdb(run: Run, fallback: boolean): Promise<void> {
       if (ttl === -2) continue; // gone since the snapshot
       const copied = await copyInPieces(source, target, key, ttl);
       if (copied < 0) continue;
+      await run.throttle?.take(copied, options.signal);
       const state = checkpoint.databases[db] as Checkpoint['databases'][string];
       state.keys++;
       state.bytes += copied;
@@ -512,6 +527,7 @@ export class RedisDataMover implements DataMoverV1 {
         items: Object.values(checkpoint.databases).reduce((sum, entry) => sum + entry.keys, 0),
         bytes: Object.values(checkpoint.databases).reduce((sum, entry) => sum + entry.bytes, 0),
         bigKeys: 0,
+        throttle: throttleFor(options),
       };
       let fallbackReason: string | undefined;
       if (strategy !== 'scan') {
