@@ -40,6 +40,8 @@ describe('SSH transport on a real sshd', () => {
       const controller = new AbortController();
       setTimeout(() => controller.abort(), 100);
       await expect(session.exec('sleep 5', { signal: controller.signal })).rejects.toSatisfy(CancelledError.isInstance);
+      // Cancelled before the command started (or while its channel opened): it never runs.
+      await expect(session.exec('sleep 5', { signal: AbortSignal.abort() })).rejects.toSatisfy(CancelledError.isInstance);
     } finally {
       session.close();
     }

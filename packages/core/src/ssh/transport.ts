@@ -170,6 +170,8 @@ export class SshSession implements CommandChannel {
 
   exec(command: string, options: ExecOptions = {}): Promise<CommandResult> {
     const wrapped = options.sudo && this.target.username !== 'root' ? `sudo -n sh -c ${shellQuote(command)}` : command;
+    const cancelled = () => new CancelledError(`Cancelled a command on ${this.description}.`);
+    if (options.signal?.aborted) return Promise.reject(cancelled());
     return new Promise((resolve, reject) => {
       this.client.exec(wrapped, (error, stream) => {
         if (error) return reject(error);
@@ -187,7 +189,9 @@ export class SshSession implements CommandChannel {
             options.timeoutMs,
           );
         }
-        options.signal?.addEventListener('abort', () => stop(new CancelledError(`Cancelled a command on ${this.description}.`)), { once: true });
+        // Opening the channel takes a round trip: a cancel that came meanwhile has already fired.
+        if (options.signal?.aborted) return stop(cancelled());
+        options.signal?.addEventListener('abort', () => stop(cancelled()), { once: true });
         stream.on('data', (chunk: Buffer) => {
           stdout += chunk.toString('utf8');
           options.onOutput?.(chunk.toString('utf8'));
