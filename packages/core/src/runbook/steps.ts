@@ -121,7 +121,9 @@ export function provisionStep(options: { spec: EnvironmentSpec; provider: Provid
         .map((resource) => {
           const role = spec.instances.find((instance) => resource.name === instance.name || resource.name.startsWith(`${instance.name}-`))?.role;
           return { name: resource.name, id: resource.id, role: role ?? null, publicIp: text(resource.outputs.publicIp), privateIp: text(resource.outputs.privateIp) };
-        });
+        })
+        // By name (web-2 before web-10): the order instances finished in is not the report's business.
+        .sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
       const output: ProvisionOutput = { provider: provider.id, region: provider.region, created: plan.summary.create ?? 0, updated: (plan.summary.update ?? 0) + (plan.summary.replace ?? 0), deleted: plan.summary.delete ?? 0, instances };
       return {
         summary: `${output.created} created, ${output.updated} updated, ${output.deleted} deleted; ${count(instances.length, 'instance')} on ${provider.id}`,
