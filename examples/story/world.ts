@@ -10,7 +10,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,7 +61,8 @@ export interface StoryWorld {
   /** Rows and keys on the source before the move. */
   seeded: { rows: number; keys: number };
   /** Present when servers are configured for real. */
-  ssh?: { server: SshServer; privateKeyPath: string; policies: ServerPolicies; root: string };
+  /** The deploy key stays in memory: it is the world's own, thrown away with it. */
+  ssh?: { server: SshServer; privateKey: string; policies: ServerPolicies; root: string };
   /** A temporary directory for the migration's checkpoint and files. */
   directory: string;
   stop(): Promise<void>;
@@ -160,11 +161,9 @@ export async function startStoryWorld(options: StoryWorldOptions): Promise<Story
       const root = join(directory, 'hosts');
       const policies = await storyPolicies(root);
       const keyPair = await generateKeyPair('armada-story');
-      const privateKeyPath = join(directory, 'deploy_key');
-      await writeFile(privateKeyPath, keyPair.privateKey, { mode: 0o600 });
       const server = await startSshServer({ authorizedKeys: [keyPair.publicKey] });
       stoppers.push(() => server.stop());
-      ssh = { server, privateKeyPath, policies, root };
+      ssh = { server, privateKey: keyPair.privateKey, policies, root };
     }
     return { source, target, dns, dnsAt, spec, mysql, redis, seeded: { rows, keys }, ...(ssh ? { ssh } : {}), directory, stop };
   } catch (error) {
@@ -202,8 +201,7 @@ export function storyMigration(world: StoryWorld, options: StoryMigrationOptions
             configManager: new PuppetConfigManager(),
             policies: ssh.policies,
             // Every instance is reached at the local SSH server, standing for its public address.
-            connect: async (_instance, signal) =>
-              connectSsh({ host: ssh.server.host, port: ssh.server.port, username: ssh.server.username, privateKey: await readFile(ssh.privateKeyPath, 'utf8'), hostKeys, signal }),
+            connect: (_instance, signal) => connectSsh({ host: ssh.server.host, port: ssh.server.port, username: ssh.server.username, privateKey: ssh.privateKey, hostKeys, signal }),
           },
         }
       : {}),

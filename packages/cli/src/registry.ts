@@ -162,3 +162,13 @@ export async function createRegistry(options: CreateRegistryOptions = {}): Promi
   }
   return registry;
 }
+
+/** A usage error (exit 2) naming the known providers, unless `id` is registered. */
+export function requireProvider(registry: PluginRegistry, id: string, where: string): void {
+  if (registry.providerIds().includes(id)) return;
+  const known = [...new Set([...Object.keys(BUILT_IN_PROVIDERS), ...registry.providerIds()])];
+  throw new UsageError(`no provider "${id}" (${where}).`, {
+    detail: `  Known: ${known.join(', ')}. A third-party provider is loaded with --plugin <module>.`,
+    code: 'UnknownProvider',
+  });
+}

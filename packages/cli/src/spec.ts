@@ -18,7 +18,7 @@ import {
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { UsageError, ViolationsError } from './errors.js';
-import { BUILT_IN_PROVIDERS, createRegistry, isBuiltInProvider } from './registry.js';
+import { createRegistry, isBuiltInProvider, requireProvider } from './registry.js';
 import type { Session } from './session.js';
 
 export interface LoadedSpec {
@@ -98,13 +98,7 @@ export async function providerFor(session: Session, spec: EnvironmentSpec): Prom
     // Only the built-in the spec names is imported: the AWS SDK is not loaded for a DigitalOcean spec.
     builtIns: isBuiltInProvider(id) ? [id] : [],
   });
-  if (!registry.providerIds().includes(id)) {
-    const known = [...new Set([...Object.keys(BUILT_IN_PROVIDERS), ...registry.providerIds()])];
-    throw new UsageError(`no provider "${id}" (provider.id in the spec).`, {
-      detail: `  Known: ${known.join(', ')}. A third-party provider is loaded with --plugin <module>.`,
-      code: 'UnknownProvider',
-    });
-  }
+  requireProvider(registry, id, 'provider.id in the spec');
   const block = (spec.provider as Record<string, unknown>)[id];
   const options = typeof block === 'object' && block !== null ? (block as Record<string, unknown>) : {};
   return { registry, provider: registry.provider(id, region, options) };

@@ -10,9 +10,8 @@ import { puppetConfigManagerPlugin } from '@armada/config-puppet';
 import { mysqlDataMoverPlugin } from '@armada/data-mysql';
 import { redisDataMoverPlugin } from '@armada/data-redis';
 import type { Command } from 'commander';
-import { UsageError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
-import { createRegistry } from '../registry.js';
+import { createRegistry, requireProvider } from '../registry.js';
 import { type CliRuntime, type CommonOptions, type Session, withCommonOptions } from '../session.js';
 
 interface MigrateOptions extends CommonOptions {
@@ -70,17 +69,8 @@ export function registerMigrate(program: Command, runtime: CliRuntime): void {
         plugins: options.plugin ?? [],
         pluginObjects: [mysqlDataMoverPlugin(), redisDataMoverPlugin(), puppetConfigManagerPlugin(), chefConfigManagerPlugin()],
       });
-      for (const [where, id] of [
-        ['source.provider.id', loaded.source.provider.id],
-        ['target.provider.id', loaded.target.provider.id],
-      ] as const) {
-        if (!registry.providerIds().includes(id)) {
-          throw new UsageError(`no provider "${id}" (${where} in the migration file).`, {
-            detail: `  Registered: ${registry.providerIds().join(', ')}. A third-party provider is loaded with --plugin <module>.`,
-            code: 'UnknownProvider',
-          });
-        }
-      }
+      requireProvider(registry, loaded.source.provider.id, 'source.provider.id in the migration file');
+      requireProvider(registry, loaded.target.provider.id, 'target.provider.id in the migration file');
       const migration = await migrationFromFile(loaded, { registry, env: session.env, cwd: session.cwd });
       const signal = session.signal;
       try {

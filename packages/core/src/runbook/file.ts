@@ -184,6 +184,8 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
     const { ssh } = file.servers;
     const policies: ServerPolicies = await loadServerPoliciesFile(at(file.servers.policies));
     const hostKeys = fileHostKeyStore(join(directory, 'known_hosts.json'));
+    // Read once, when the first server is reached: not at load (a dry run needs no key), not per server.
+    let privateKey: Promise<string> | undefined;
     servers = {
       configManager: registry.configManager(file.servers.configManager) as NonNullable<MigrationDefinition['servers']>['configManager'],
       policies,
@@ -193,8 +195,8 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
         const address = instance[ssh.address];
         const [host, port] = override ? (override.split(':') as [string, string]) : [address, '22'];
         if (!host) throw new ValidationError(`Instance ${instance.name} has no ${ssh.address} to connect to.`, { issues: [{ path: 'servers.ssh.address', message: `${instance.name} has no ${ssh.address}`, fix: 'use the other address, or map the instance in servers.ssh.hosts' }] });
-        const privateKey = await readFile(at(ssh.privateKeyPath), 'utf8');
-        return connectSsh({ host, port: Number(port), username: ssh.user, privateKey, hostKeys, waitTimeoutMs: ssh.waitSeconds * 1000, signal });
+        privateKey ??= readFile(at(ssh.privateKeyPath), 'utf8');
+        return connectSsh({ host, port: Number(port), username: ssh.user, privateKey: await privateKey, hostKeys, waitTimeoutMs: ssh.waitSeconds * 1000, signal });
       },
     };
   }

@@ -183,22 +183,9 @@ function checkUniqueIds(steps: readonly MigrationStep[]): void {
   }
 }
 
-const writeDowntimeOf = (steps: StepReport[]): number | undefined => {
-  const values = steps.flatMap((step) => {
-    const output = step.output;
-    if (output && typeof output === 'object' && !Array.isArray(output) && typeof output.writeDowntimeMs === 'number') return [output.writeDowntimeMs];
-    return [];
-  });
-  return values.length > 0 ? Math.max(...values) : undefined;
-};
-
-const cutoverAtOf = (steps: StepReport[]): string | undefined => {
-  for (const step of steps) {
-    const output = step.output;
-    if (output && typeof output === 'object' && !Array.isArray(output) && typeof output.cutoverAt === 'string') return output.cutoverAt;
-  }
-  return undefined;
-};
+/** The values steps recorded under one output field, in step order (the report's headline figures). */
+const outputValues = (steps: StepReport[], field: string): unknown[] =>
+  steps.flatMap((step) => (step.output && typeof step.output === 'object' && !Array.isArray(step.output) && field in step.output ? [step.output[field]] : []));
 
 /** Runs (or dry-runs, or resumes) a migration and returns its report; throws MigrationFailedError on failure. */
 export async function runMigration(options: RunMigrationOptions): Promise<MigrationReport> {
@@ -249,8 +236,9 @@ export async function runMigration(options: RunMigrationOptions): Promise<Migrat
     progress: (message, fraction) => emit({ type: 'step-progress', step: step.id, message, ...(fraction === undefined ? {} : { fraction }) }),
   });
   const finish = (status: MigrationReport['status'], failure?: MigrationReport['failure']): MigrationReport => {
-    const downtime = writeDowntimeOf(reports);
-    const cutoverAt = cutoverAtOf(reports);
+    const downtimes = outputValues(reports, 'writeDowntimeMs').filter((value): value is number => typeof value === 'number');
+    const downtime = downtimes.length > 0 ? Math.max(...downtimes) : undefined;
+    const cutoverAt = outputValues(reports, 'cutoverAt').find((value): value is string => typeof value === 'string');
     return {
       migration: name,
       status,
