@@ -40,13 +40,33 @@ export interface CopyReport {
   bytes: number;
   durationMs: number;
   resumed: boolean;
+  /**
+   * What the copy did not carry over exactly, though it was not an error (objects whose DEFINER
+   * became the target's login, tables read outside the snapshot). Shown in the migration report.
+   */
+  warnings?: string[];
+}
+
+/** One thing that differs between source and target, named by object. */
+export interface VerifyDifference {
+  /** The object: `shop.orders`, `shop.orders chunk id 1..5000`, `view shop.big_orders`, `user 'app'@'%'`. */
+  object: string;
+  /** `missing` on the target, `extra` on the target (only there), or `different`. */
+  kind: 'missing' | 'extra' | 'different';
+  /** What differs, for people: `5000 rows (checksum ...) on the source, 4999 on the target`. */
+  detail: string;
 }
 
 export interface VerifyReport {
   ok: boolean;
+  /** How many objects and chunks were compared; verify never says ok having compared nothing. */
   compared: number;
   /** The first difference found, named precisely (table and chunk, or key). */
   firstDifference?: string;
+  /** Every difference found, by object (a mover may stop listing after many). */
+  differences?: VerifyDifference[];
+  /** Known, reported changes that are not differences (a DEFINER the target has no account for). */
+  notes?: string[];
 }
 
 /** Where a replica stands against its source. */

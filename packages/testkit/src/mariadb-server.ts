@@ -35,7 +35,17 @@ function freePort(): Promise<number> {
 
 let serverId = 100;
 
-export async function startMariaDbServer(): Promise<MariaDbServer> {
+export interface MariaDbServerOptions {
+  /**
+   * The server's system time zone (an IANA name, `America/New_York`): what `time_zone = SYSTEM`
+   * means for its sessions. Default: the machine's. A zone with DST shows TIMESTAMP shifts.
+   */
+  timeZone?: string;
+  /** More `mariadbd` options, such as `--sql-mode=` or `--max-allowed-packet=1M`. */
+  args?: string[];
+}
+
+export async function startMariaDbServer(options: MariaDbServerOptions = {}): Promise<MariaDbServer> {
   if (!existsSync(MARIADBD_PATH)) throw new Error(`${MARIADBD_PATH} is not installed: install Debian's mariadb-server.`);
   const directory = await mkdtemp(join(tmpdir(), 'armada-mariadb-'));
   const data = join(directory, 'data');
@@ -49,8 +59,9 @@ export async function startMariaDbServer(): Promise<MariaDbServer> {
       '--no-defaults', `--datadir=${data}`, `--port=${port}`, '--bind-address=127.0.0.1', `--socket=${socketPath}`,
       `--pid-file=${join(directory, 'mysqld.pid')}`, `--tmpdir=${directory}`, '--user=root', `--log-bin=${join(directory, 'binlog')}`, `--server-id=${serverId++}`,
       '--binlog-format=ROW', '--skip-name-resolve', '--innodb-buffer-pool-size=64M', '--innodb-log-file-size=48M',
+      ...(options.args ?? []),
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'pipe'], env: options.timeZone ? { ...process.env, TZ: options.timeZone } : process.env },
   );
   let log = '';
   child.stderr?.on('data', (chunk: Buffer) => {
