@@ -31,7 +31,7 @@ export async function keyRanges(connection: Connection, plan: TablePlan, chunkRo
     if (found === undefined) break;
     boundaries.push(String(found.k));
     sql = `SELECT ${quoteName(key)} AS k FROM ${from} WHERE ${quoteName(key)} >= ? ORDER BY ${quoteName(key)} LIMIT 1 OFFSET ?`;
-    values = [String(found.k), chunkRows];
+    values = [BigInt(found.k), chunkRows];
   }
   return rangesBetween(boundaries);
 }
@@ -47,18 +47,22 @@ export function rangesBetween(boundaries: string[]): KeyRange[] {
   return ranges;
 }
 
-/** ` WHERE key >= ? AND key < ?` (either side left out when open), and its values. */
-export function rangeCondition(key: string | undefined, range: KeyRange | undefined): { sql: string; values: string[] } {
+/**
+ * ` WHERE key >= ? AND key < ?` (either side left out when open), and its values. The values are
+ * BigInts, which mysql2 sends as integer literals: compared with a BIGINT as strings they would be
+ * compared as doubles, which cannot tell keys near 2^64 apart (and the key's index goes unused).
+ */
+export function rangeCondition(key: string | undefined, range: KeyRange | undefined): { sql: string; values: bigint[] } {
   if (!key || !range) return { sql: '', values: [] };
   const parts: string[] = [];
-  const values: string[] = [];
+  const values: bigint[] = [];
   if (range.from !== undefined) {
     parts.push(`${quoteName(key)} >= ?`);
-    values.push(range.from);
+    values.push(BigInt(range.from));
   }
   if (range.to !== undefined) {
     parts.push(`${quoteName(key)} < ?`);
-    values.push(range.to);
+    values.push(BigInt(range.to));
   }
   return { sql: parts.length > 0 ? ` WHERE ${parts.join(' AND ')}` : '', values };
 }

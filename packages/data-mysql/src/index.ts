@@ -2,6 +2,7 @@ import { ArmadaTokens, definePlugin, type ArmadaPlugin, type DataMoverRegistrati
 import { MYSQL_DATA_MOVER_ID, MysqlDataMover } from './mover.js';
 
 export { MysqlDataMover, MYSQL_DATA_MOVER_ID, type MysqlCopyOptions, type MysqlCopyReport, AUTO_DEFER_ROWS } from './mover.js';
+export type { MysqlVerifyOptions } from './verify.js';
 export type { AccountsReport, MysqlUsersOptions } from './accounts.js';
 
 /** The plugin: registers data mover id `mysql`. */

@@ -13,6 +13,7 @@ export interface ColumnPlan {
   dataType: string;
   /** A generated column (VIRTUAL or STORED): its value is computed, never written. */
   generated: boolean;
+  nullable: boolean;
 }
 
 export type TableKind = 'table' | 'versioned';
@@ -29,6 +30,8 @@ export interface TablePlan {
   columns: string[];
   /** The same columns as read from the source, one expression each (FLOAT as DOUBLE). */
   selectList: string[];
+  /** The same columns' types and nullability (checksum.ts encodes each by its type). */
+  columnFacts: Array<{ dataType: string; nullable: boolean }>;
   /** The single integer primary key column, when there is one: chunks are ranges of it. */
   intKey?: string;
   /** The primary key columns (for ordering whole-table reads). */
@@ -79,22 +82,22 @@ export async function listTables(connection: Connection, database: string): Prom
  */
 export async function tablePlans(connection: Connection, database: string, createTables?: Map<string, string>): Promise<TablePlan[]> {
   const tables = await listTables(connection, database);
-  const columns = await rows<{ tableName: string; name: string; key: string; type: string; generated: string; extra: string }>(
+  const columns = await rows<{ tableName: string; name: string; key: string; type: string; generated: string; extra: string; nullable: string }>(
     connection,
-    'SELECT TABLE_NAME AS tableName, COLUMN_NAME AS name, COLUMN_KEY AS `key`, DATA_TYPE AS type, IS_GENERATED AS generated, EXTRA AS extra FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION',
+    'SELECT TABLE_NAME AS tableName, COLUMN_NAME AS name, COLUMN_KEY AS `key`, DATA_TYPE AS type, IS_GENERATED AS generated, EXTRA AS extra, IS_NULLABLE AS nullable FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION',
     [database],
   );
   const byTable = new Map<string, typeof columns>();
   for (const column of columns) byTable.set(column.tableName, [...(byTable.get(column.tableName) ?? []), column]);
   return tables.map((entry): TablePlan => {
     const own = byTable.get(entry.name) ?? [];
-    const plans: ColumnPlan[] = own.map((column) => ({ name: column.name, dataType: column.type.toLowerCase(), generated: column.generated === 'ALWAYS' || /GENERATED/i.test(column.extra) }));
+    const plans: ColumnPlan[] = own.map((column) => ({ name: column.name, dataType: column.type.toLowerCase(), generated: column.generated === 'ALWAYS' || /GENERATED/i.test(column.extra), nullable: column.nullable === 'YES' }));
     let written = plans.filter((column) => !column.generated);
     if (entry.kind === 'versioned') {
       // The period columns are generated (AS ROW START/END), yet carry the history: written with
       // system_versioning_insert_history. Implicit ones are not in information_schema at all.
       const period = periodColumns(createTables?.get(entry.name) ?? '');
-      written = [...written.filter((column) => !period.includes(column.name)), ...period.map((name) => ({ name, dataType: 'timestamp', generated: false }))];
+      written = [...written.filter((column) => !period.includes(column.name)), ...period.map((name) => ({ name, dataType: 'timestamp', generated: false, nullable: false }))];
     }
     const key = own.filter((column) => column.key === 'PRI' && (entry.kind !== 'versioned' || !/GENERATED/i.test(column.extra)));
     const intKey = entry.kind === 'table' && key.length === 1 && /int$/.test(key[0]?.type ?? '') ? key[0]?.name : undefined;
@@ -106,6 +109,7 @@ export async function tablePlans(connection: Connection, database: string, creat
       transactional: TRANSACTIONAL.has(entry.engine.toLowerCase()),
       columns: written.map((column) => column.name),
       selectList: written.map(readExpression),
+      columnFacts: written.map((column) => ({ dataType: column.dataType, nullable: column.nullable })),
       key: key.map((column) => column.name),
       rowsEstimate: entry.rowsEstimate,
       loadable: written.every((column) => !NOT_LOADABLE.has(column.dataType)),

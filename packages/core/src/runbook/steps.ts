@@ -53,6 +53,8 @@ type StoreCopied = {
   bytes: number;
   durationMs: number;
   resumed: boolean;
+  /** What the mover could not carry over exactly (see CopyReport.warnings). */
+  warnings?: string[];
   /** Replicating since the copy: the copy's report (its position) lets a resumed run attach. */
   replicating?: boolean;
   after?: JsonValue;
@@ -356,7 +358,7 @@ export function copyDataStep(options: { stores: readonly DataStoreMove[]; provis
             context.progress(`${store.name}: ${progress.phase} ${progress.items.toLocaleString('en-US')}${total}${rate}${eta}`, progress.totalItems ? progress.items / progress.totalItems : undefined);
           },
         });
-        finished[store.name] = { mover: store.mover.id, items: report.items, bytes: report.bytes, durationMs: Math.round(report.durationMs), resumed: report.resumed };
+        finished[store.name] = { mover: store.mover.id, items: report.items, bytes: report.bytes, durationMs: Math.round(report.durationMs), resumed: report.resumed, ...(report.warnings?.length ? { warnings: report.warnings } : {}) };
         if (replicates(store)) {
           // From the copy's snapshot on, the target follows the source (MySQL: its binlog position).
           context.progress(`${store.name}: starting replication from the copy's position`);
@@ -372,11 +374,12 @@ export function copyDataStep(options: { stores: readonly DataStoreMove[]; provis
       const bytes = stores.reduce((sum, store) => sum + store.bytes, 0);
       return {
         summary: `${count(stores.length, 'store')} copied: ${items.toLocaleString('en-US')} items, ${(bytes / 1_048_576).toFixed(1)} MiB`,
-        details: stores.map((store) =>
+        details: stores.flatMap((store) => [
           store.replicating && store.items === 0
             ? `${store.name} (${store.mover}): replicating, first sync in ${seconds(store.durationMs)}`
             : `${store.name} (${store.mover}): ${store.items.toLocaleString('en-US')} items, ${(store.bytes / 1_048_576).toFixed(1)} MiB in ${seconds(store.durationMs)}${store.resumed ? ', resumed' : ''}${store.replicating ? ', then replicating' : ''}`,
-        ),
+          ...(store.warnings ?? []).map((warning) => `${store.name}: warning: ${warning}`),
+        ]),
         output: { items, bytes, stores },
       };
     },
@@ -443,10 +446,21 @@ export function verifyDataStep(options: { stores: readonly DataStoreMove[]; prov
       for (const store of options.stores) {
         context.progress(`${store.name}: verifying`);
         const report = await store.mover.verify(store.source, targetOf(store, context, provisioned), { signal: context.signal, ...(options.sample ? { sample: options.sample } : {}) });
-        if (!report.ok) throw new ValidationError(`${store.name} differs between source and target: ${report.firstDifference ?? 'no detail'}`);
-        stores.push({ name: store.name, ok: true, compared: report.compared });
+        if (!report.ok) {
+          const listed = (report.differences ?? []).slice(0, 20).map((difference) => `\n  ${difference.kind}: ${difference.object}: ${difference.detail}`);
+          const more = (report.differences?.length ?? 0) > listed.length ? `\n  ... and ${(report.differences?.length ?? 0) - listed.length} more` : '';
+          throw new ValidationError(`${store.name} differs between source and target: ${listed.length > 0 ? `${listed.join('')}${more}` : (report.firstDifference ?? 'no detail')}`);
+        }
+        stores.push({ name: store.name, ok: true, compared: report.compared, notes: report.notes ?? [] });
       }
-      return { summary: `${count(stores.length, 'store')} identical`, details: stores.map((store) => `${(store as { name: string }).name}: ${Number((store as { compared: number }).compared).toLocaleString('en-US')} compared, identical`), output: { stores } };
+      return {
+        summary: `${count(stores.length, 'store')} identical`,
+        details: stores.flatMap((entry) => {
+          const store = entry as { name: string; compared: number; notes: string[] };
+          return [`${store.name}: ${Number(store.compared).toLocaleString('en-US')} compared, identical`, ...store.notes.map((note) => `${store.name}: note: ${note}`)];
+        }),
+        output: { stores },
+      };
     },
   };
 }
