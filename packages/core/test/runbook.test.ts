@@ -8,7 +8,19 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MigrationFailedError, type MigrationEvent, type MigrationStep, readMigrationCheckpoint, renderMigrationReport, runMigration, ValidationError } from '../src/index.js';
+import {
+  copyDataStep,
+  type DataMoverV1,
+  MigrationFailedError,
+  type MigrationEvent,
+  type MigrationStep,
+  readMigrationCheckpoint,
+  renderMigrationReport,
+  runMigration,
+  ValidationError,
+  type VerifyReport,
+  verifyDataStep,
+} from '../src/index.js';
 
 let directory: string;
 beforeEach(async () => {
@@ -144,5 +156,40 @@ describe('runMigration', () => {
     await expect(runMigration({ name: 'm', steps, directory, signal: controller.signal })).rejects.toThrow('Cancelled before step "second"');
     const resumed = await runMigration({ name: 'm', steps, directory, resume: true });
     expect(resumed.steps.map((step) => step.status)).toEqual(['done earlier', 'done']);
+  });
+});
+
+describe('data steps in the report', () => {
+  /** A mover standing in for a real one: the runbook only passes its reports on. */
+  const moverReporting = (verify: VerifyReport): DataMoverV1 => ({
+    specificationVersion: 'v1',
+    id: 'fake',
+    async copy() {
+      return { items: 3, bytes: 30, durationMs: 1, resumed: false, warnings: ['view shop.v: DEFINER `ghost`@`%` is not on the target'] };
+    },
+    async verify() {
+      return verify;
+    },
+  });
+  const store = (mover: DataMoverV1) => ({ name: 'shop-db', mover, source: { host: '127.0.0.1', port: 1 }, target: { host: '127.0.0.1', port: 2 } });
+
+  it("shows the copy's warnings and verify's notes", async () => {
+    const stores = [store(moverReporting({ ok: true, compared: 12, notes: ['view shop.v: definer `ghost`@`%` is not on the target'] }))];
+    const report = await runMigration({ name: 'm', steps: [copyDataStep({ stores }), verifyDataStep({ stores })], directory });
+    const text = renderMigrationReport(report);
+    expect(text).toContain('shop-db: warning: view shop.v: DEFINER `ghost`@`%` is not on the target');
+    expect(text).toContain('shop-db: note: view shop.v: definer `ghost`@`%` is not on the target');
+  });
+
+  it('a verify that finds differences stops the run and lists each one by object', async () => {
+    const differences = Array.from({ length: 25 }, (_, index) => ({ object: `shop.t${index}`, kind: 'missing' as const, detail: 'table not on the target' }));
+    const stores = [store(moverReporting({ ok: false, compared: 30, firstDifference: 'shop.t0: table not on the target', differences }))];
+    const failure = await runMigration({ name: 'm', steps: [verifyDataStep({ stores })], directory }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(MigrationFailedError);
+    const message = String((failure as MigrationFailedError).cause);
+    expect(message).toContain('missing: shop.t0: table not on the target');
+    expect(message).toContain('missing: shop.t19: table not on the target');
+    expect(message).not.toContain('shop.t20:');
+    expect(message).toContain('... and 5 more');
   });
 });

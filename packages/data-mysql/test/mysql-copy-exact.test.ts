@@ -219,6 +219,14 @@ describe('a resumed copy ends in one state of the source', () => {
 });
 
 describe('errors', () => {
+  it('an unreachable server is named; an empty password is not shown as a hidden one', async () => {
+    const error = await new MysqlDataMover().copy(endpoint(source, 'none'), { host: '127.0.0.1', port: 1, user: 'root', password: '', databases: ['none'] }).catch((caught: unknown) => caught);
+    expect(ValidationError.isInstance(error)).toBe(true);
+    expect((error as ValidationError).message).toMatch(/^Cannot reach the target MySQL at 127\.0\.0\.1:1: ECONNREFUSED\./);
+    expect((error as ValidationError).message).not.toContain('***');
+    expect((error as ValidationError).issues[0]?.message).toBe('connect ECONNREFUSED 127.0.0.1:1');
+  });
+
   it('a failing chunk is named by table and key range', async () => {
     await sql(source, "CREATE DATABASE named; CREATE TABLE named.t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO named.t VALUES (1, 'a'), (2, 'b'), (3, 'c')");
     const target = await newTarget();

@@ -30,9 +30,9 @@ describe.each(['scan', 'rdb'] as RedisCopyStrategy[])('Redis copy with maxBytesP
     const throttled = await mover.copy(endpoint(source), endpoint(target), { strategy, replaceExisting: true, maxBytesPerSecond: rate });
     expect(throttled.items).toBe(10_000);
     // scan paces the bytes it reports; rdb paces the snapshot's own bytes, a little fewer than the
-    // RESTORE payloads it reports: both take well over the unthrottled time, near 1.5 s.
+    // RESTORE payloads it reports: both take at least near 1.5 s. A lower bound only: a busy
+    // machine makes both copies slower, so comparing with the unthrottled copy's time is noise.
     expect(throttled.durationMs).toBeGreaterThanOrEqual(1_200);
-    expect(throttled.durationMs).toBeGreaterThan(free.durationMs * 3);
     expect((await mover.verify(endpoint(source), endpoint(target))).ok).toBe(true);
   });
 });
