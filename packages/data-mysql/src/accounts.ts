@@ -79,6 +79,9 @@ export async function existingAccounts(target: Connection, accounts: Account[]):
 /** Quoted literals that follow PASSWORD, USING or AS (hashes and authentication strings), and hex ones. */
 const SECRET = /(?:PASSWORD|USING|\bAS)\s*\(?\s*('(?:[^'\\]|\\.|'')*'|0x[0-9a-f]+)/gi;
 
+/** A statement with every hash and authentication string in it replaced by '***': safe to show. */
+export const withoutSecrets = (statement: string) => statement.replace(SECRET, (found, value: string) => found.replace(value, "'***'"));
+
 /** A server message safe to show: syntax errors quote the statement, so only their code is kept. */
 function scrubbed(error: { errno?: number; code?: string; sqlMessage?: string }, statement: string): string {
   if (error.errno === 1064 || !error.sqlMessage) return error.code ?? 'error';
@@ -87,7 +90,7 @@ function scrubbed(error: { errno?: number; code?: string; sqlMessage?: string },
     const secret = match[1]?.replace(/^'|'$/g, '') ?? '';
     if (secret.length > 0) message = message.replaceAll(secret, '***');
   }
-  return `${message.replace(SECRET, (found, value: string) => found.replace(value, "'***'"))} (${error.code})`;
+  return `${withoutSecrets(message)} (${error.code})`;
 }
 
 /** Runs one account statement; a failure names the account and what was done, never the statement. */

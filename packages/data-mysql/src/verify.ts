@@ -14,7 +14,7 @@
  * all, is an error.
  */
 import { ArmadaError, CancelledError, ValidationError, type DataEndpoint, type VerifyDifference, type VerifyReport } from '@armada/core';
-import { type MysqlUsersOptions, accountName, listAccounts, selectAccounts } from './accounts.js';
+import { type MysqlUsersOptions, accountName, listAccounts, selectAccounts, withoutSecrets } from './accounts.js';
 import { checksumQuery } from './checksum.js';
 import { type KeyRange, describeRange, keyRanges } from './chunks.js';
 import { events, routines, sequences, triggers, views } from './schema/index.js';
@@ -146,9 +146,6 @@ export function definitionDifferences(sourceText: string, targetText: string): s
   return found;
 }
 
-/** Password hashes and authentication strings, as accounts.ts scrubs them: never in a report. */
-const SECRET = /((?:PASSWORD|USING|\bAS)\s*\(?\s*)('(?:[^'\\]|\\.|'')*'|0x[0-9a-f]+)/gi;
-const scrub = (statement: string) => statement.replace(SECRET, "$1'***'");
 
 const firstColumn = async (connection: Connection, sql: string): Promise<string[]> => ((await connection.query({ sql, rowsAsArray: true }))[0] as unknown as unknown[][]).map((row) => String(row[0]));
 
@@ -192,7 +189,7 @@ async function compareAccounts(worker: Worker, accountsOptions: MysqlUsersOption
     if (!account.role) {
       const [[sourceCreate], [targetCreate]] = await Promise.all([firstColumn(source, `SHOW CREATE USER ${accountName(account)}`), firstColumn(target, `SHOW CREATE USER ${accountName(account)}`)]);
       if (sourceCreate !== targetCreate) {
-        const [left, right] = [scrub(String(sourceCreate)), scrub(String(targetCreate))];
+        const [left, right] = [withoutSecrets(String(sourceCreate)), withoutSecrets(String(targetCreate))];
         details.push(left === right ? 'password differs' : `CREATE USER: ${sides(left, right)}`);
       }
     }
@@ -207,9 +204,9 @@ async function compareAccounts(worker: Worker, accountsOptions: MysqlUsersOption
         notes.push(`${object}: grant on ${on} not compared: that object is not on the target (the copy leaves such grants out)`);
         continue;
       }
-      details.push(`grant missing on the target: ${shorten(scrub(grant))}`);
+      details.push(`grant missing on the target: ${shorten(withoutSecrets(grant))}`);
     }
-    for (const grant of targetGrants) if (!sourceSet.has(grant)) details.push(`grant only on the target: ${shorten(scrub(grant))}`);
+    for (const grant of targetGrants) if (!sourceSet.has(grant)) details.push(`grant only on the target: ${shorten(withoutSecrets(grant))}`);
     if (details.length > 0) found({ object, kind: 'different', detail: details.join('; ') });
   }
   return selected.length;

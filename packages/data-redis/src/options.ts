@@ -1,0 +1,30 @@
+/** The Redis mover's options and report. */
+import type { CopyOptions, CopyReport } from '@armada/core';
+
+/** `rdb`: from a PSYNC snapshot; `scan`: SCAN + DUMP/RESTORE; `auto`: `rdb`, else `scan`. */
+export type RedisCopyStrategy = 'auto' | 'rdb' | 'scan';
+
+export interface RedisCopyOptions extends CopyOptions {
+  /** How to copy (default `auto`: the RDB snapshot when the source serves one, else SCAN). */
+  strategy?: RedisCopyStrategy;
+  /** Keys per SCAN batch, and (rdb) keys between two progress events (default 1000). */
+  batchSize?: number;
+  /**
+   * Keys larger than this are copied in pieces from the live source (default 8 MiB). `scan`
+   * measures MEMORY USAGE, `rdb` the serialized size in the snapshot.
+   */
+  bigKeyBytes?: number;
+  /** Source database -> target database (default: the same index). */
+  databaseMap?: Record<number, number>;
+  /** rdb: at most this many bytes of RESTOREs written and not yet answered (default 32 MiB). */
+  maxInFlightBytes?: number;
+}
+
+export interface RedisCopyReport extends CopyReport {
+  /** The strategy that did the copy. */
+  strategy: 'rdb' | 'scan';
+  /** Why `auto` fell back to `scan`, when it did. */
+  fallbackReason?: string;
+  /** Keys copied in pieces (larger than `bigKeyBytes`). */
+  bigKeys: number;
+}
