@@ -23,6 +23,12 @@ export interface Run {
   bigKeys: number;
   /** `maxBytesPerSecond`, shared by both strategies and the big keys. */
   throttle: Throttle | undefined;
+  /**
+   * Fails the copy (an error naming what was evicted) the moment the target's `evicted_keys` has
+   * grown since the copy started: a key the target evicts is a key lost. Set by the mover
+   * (capacity.ts); both strategies call `check()` after each batch of writes.
+   */
+  evictions?: { check(): Promise<void> };
 }
 
 export function progress(run: Run, phase: string): void {
