@@ -53,16 +53,28 @@ export function splitCreateTable(createTable: string, facts: KeyFacts): { create
   if (end < 0) return { create: createTable, deferred: [] };
   const kept: string[] = [];
   const deferred: DeferredPart[] = [];
+  // The server prints keys unique ones first, FULLTEXT last, and otherwise in the order they were
+  // added: a key kept after a deferred one of its class would end up printed before it.
+  const deferredClasses = new Set<string>();
+  let reordered = false;
   for (const line of lines.slice(1, end)) {
     const definition = line.trim().replace(/,$/, '');
     const key = KEY_LINE.exec(line);
     const foreign = FOREIGN_LINE.exec(line);
-    if (key?.[2] !== undefined && !mustStay(unquote(key[2]), key[1] !== undefined, facts)) deferred.push({ kind: 'index', name: unquote(key[2]), definition });
+    const keyClass = /^ {2}UNIQUE KEY /.test(line) ? 'unique' : /^ {2}(?:SPATIAL |VECTOR )?KEY /.test(line) ? 'plain' : undefined;
+    if (key?.[2] !== undefined && !mustStay(unquote(key[2]), key[1] !== undefined, facts)) {
+      deferred.push({ kind: 'index', name: unquote(key[2]), definition });
+      deferredClasses.add(keyClass ?? '');
+    }
     // Foreign keys go with their indexes: kept in CREATE, InnoDB would make an index of its own for them.
     else if (foreign?.[1] !== undefined) deferred.push({ kind: 'foreign', name: unquote(foreign[1]), definition });
-    else kept.push(`  ${definition}`);
+    else {
+      if (keyClass !== undefined && deferredClasses.has(keyClass)) reordered = true;
+      kept.push(`  ${definition}`);
+    }
   }
-  if (!deferred.some((part) => part.kind === 'index')) return { create: createTable, deferred: [] };
+  // Deferring would change the table's definition (its keys' order): it keeps them all instead.
+  if (reordered || !deferred.some((part) => part.kind === 'index')) return { create: createTable, deferred: [] };
   return { create: [lines[0], kept.join(',\n'), ...lines.slice(end)].join('\n'), deferred };
 }
 

@@ -413,7 +413,10 @@ export class MysqlDataMover implements DataMoverV1 {
       for (let index = 0; index < workers.length; index++) {
         const writer = await connectTo(targetEndpoint, 'target');
         connections.push(writer);
-        await writer.query('SET SESSION FOREIGN_KEY_CHECKS = 0, UNIQUE_CHECKS = 0');
+        // UNIQUE_CHECKS = 0 with FOREIGN_KEY_CHECKS = 0 makes MariaDB load an empty table in bulk
+        // mode; a range read or DELETE of that table meanwhile (a resumed copy clears and checks
+        // chunks while others load) hangs both for good (seen on 10.11). Resumed: no bulk mode.
+        await writer.query(`SET SESSION FOREIGN_KEY_CHECKS = 0, UNIQUE_CHECKS = ${resumed ? 1 : 0}`);
         // Needs SUPER (or BINLOG ADMIN): without it the load is logged, which is only slower.
         if (!options.targetBinlog) await writer.query('SET SESSION sql_log_bin = 0').catch(() => undefined);
         // History rows keep their own period (MariaDB 10.11+; the preflight has checked it).

@@ -61,20 +61,35 @@ export const withoutDefiner = (statement: string) => statement.replace(DEFINER_C
  * quoting). The target's own login is always there. Without SELECT on mysql.user only that login is
  * known: every other definer is then left out and reported, which keeps the objects usable.
  */
-export async function definerPolicy(target: Connection, alsoCopied: string[]): Promise<(definer: string) => boolean> {
+export async function definerPolicy(target: Connection, alsoCopied: string[]): Promise<DefinerPolicy> {
   const known = new Set<string>();
   const [current] = await rows<{ account: string }>(target, 'SELECT CURRENT_USER() AS account');
   // CURRENT_USER() is user@host unquoted; the last @ separates them (a user name may hold one).
   const at = current?.account.lastIndexOf('@') ?? -1;
   if (current && at >= 0) known.add(accountKey({ user: current.account.slice(0, at), host: current.account.slice(at + 1) }));
-  const accounts = await rows<{ user: string; host: string }>(target, 'SELECT User AS user, Host AS host FROM mysql.user').catch(() => []);
-  for (const account of accounts) known.add(accountKey({ user: String(account.user), host: String(account.host) }));
+  const accounts = await rows<{ user: string; host: string }>(target, 'SELECT User AS user, Host AS host FROM mysql.user').catch(() => undefined);
+  for (const account of accounts ?? []) known.add(accountKey({ user: String(account.user), host: String(account.host) }));
   for (const copied of alsoCopied) {
     const account = parseAccount(copied);
     if (account) known.add(accountKey(account));
   }
-  return (definer: string) => {
+  const keeps = (definer: string) => {
     const account = parseAccount(definer);
     return account !== undefined && known.has(accountKey(account));
   };
+  return Object.assign(keeps, { accountsKnown: accounts !== undefined });
+}
+
+/**
+ * Whether a DEFINER is kept on the target; `accountsKnown` is false when the target login cannot
+ * read mysql.user, so that only the login itself is known to exist.
+ */
+export type DefinerPolicy = ((definer: string) => boolean) & { accountsKnown?: boolean };
+
+/** The statement to create on the target: the DEFINER kept where the policy says, otherwise left out and reported. */
+export function withCheckedDefiner(object: string, statement: string, definer: string | undefined, context: { keepsDefiner: DefinerPolicy; warn(message: string): void }): string {
+  if (definer === undefined || context.keepsDefiner(definer)) return statement;
+  const why = context.keepsDefiner.accountsKnown === false ? "could not be confirmed on the target (its login cannot read mysql.user)" : 'is not on the target';
+  context.warn(`${object}: DEFINER ${definer} ${why}; created with the copy's login as definer`);
+  return withoutDefiner(statement);
 }

@@ -8,7 +8,7 @@ import { ArmadaError } from '@armada/core';
 import type { Connection } from '../sql.js';
 import { qualified, rows } from '../sql.js';
 import { compareObjects, setting, textDifference } from './compare.js';
-import { definerOf, definerPolicy, withoutDefiner } from './definers.js';
+import { definerOf, definerPolicy, withCheckedDefiner, withoutDefiner } from './definers.js';
 import { type CreationSettings, TargetSessions, creationFailed } from './sessions.js';
 import type { CompareResult, ObjectCopyContext, SchemaObjectKind } from './types.js';
 
@@ -68,9 +68,7 @@ async function showCreate(connection: Connection, what: string, database: string
 
 /** The statement to send: DEFINER kept when the target has that account, left out (and reported) otherwise. */
 function definerChecked(program: StoredProgram, context: ObjectCopyContext): string {
-  if (program.definer === undefined || context.keepsDefiner(program.definer)) return program.statement;
-  context.warn(`${program.object}: DEFINER ${program.definer} is not on the target; created with the copy's login as definer`);
-  return withoutDefiner(program.statement);
+  return withCheckedDefiner(program.object, program.statement, program.definer, context);
 }
 
 const settingsDiffer = (source: StoredProgram, target: StoredProgram) => [

@@ -1,6 +1,7 @@
 /** The contract every kind of schema object follows: read from the source, create on the target, compare. */
 import type { VerifyDifference } from '@armada/core';
 import type { Connection } from '../sql.js';
+import type { DefinerPolicy } from './definers.js';
 
 export interface ObjectCopyContext {
   /** The source connection (in the copy: the snapshot transaction's connection; only read). */
@@ -10,7 +11,7 @@ export interface ObjectCopyContext {
   /** Opens another target connection with a given mysql2 charset (for programs written under e.g. latin1); the caller closes nothing: you close what you open. */
   openTarget(charset: string): Promise<Connection>;
   /** True when this DEFINER account ('user'@'host' as SHOW CREATE prints it, e.g. `app`@`%`) exists on the target or is copied by this run: keep DEFINER; otherwise drop the clause and report it. */
-  keepsDefiner(definer: string): boolean;
+  keepsDefiner: DefinerPolicy;
   /** A warning for the copy report, e.g. "view shop.v: DEFINER `app`@`%` is not on the target; created with the copy's login as definer". */
   warn(message: string): void;
 }

@@ -9,7 +9,7 @@ import { ArmadaError } from '@armada/core';
 import type { Connection } from '../sql.js';
 import { qualified, quoteName, rows } from '../sql.js';
 import { compareObjects, setting, textDifference } from './compare.js';
-import { definerOf, definerPolicy, withoutDefiner } from './definers.js';
+import { definerOf, definerPolicy, withCheckedDefiner, withoutDefiner } from './definers.js';
 import { TargetSessions, serverMessage } from './sessions.js';
 import type { SchemaObjectKind } from './types.js';
 
@@ -105,11 +105,7 @@ export const views: SchemaObjectKind<StoredView> = {
     const sessions = new TargetSessions(context);
     const statementOf = new Map<StoredView, string>();
     for (const view of objects) {
-      let statement = view.statement;
-      if (view.definer !== undefined && !context.keepsDefiner(view.definer)) {
-        context.warn(`${view.object}: DEFINER ${view.definer} is not on the target; created with the copy's login as definer`);
-        statement = withoutDefiner(statement);
-      }
+      const statement = withCheckedDefiner(view.object, view.statement, view.definer, context);
       statementOf.set(view, orReplace(statement));
     }
     try {
