@@ -8,6 +8,13 @@ export interface Checkpoint {
   source: string;
   target: string;
   databases: Record<string, { cursor: string; done: boolean; keys: number; bytes: number }>;
+  /**
+   * rdb: the source's replication id and offset when the snapshot the finished databases came
+   * from was taken (its `+FULLRESYNC <replid> <offset>`). A resumed copy keeps those databases only
+   * if a new snapshot has the same id and offset. Absent in checkpoints from before it was recorded
+   * (and in scan checkpoints): a resumed rdb copy then copies everything again.
+   */
+  snapshot?: { replid: string; offset: number };
 }
 
 export async function readCheckpoint(path: string | undefined): Promise<Checkpoint | undefined> {

@@ -15,9 +15,12 @@
  * the stream parser cannot copy (module types).
  *
  * Safety: the source is only read; a target database that holds data is refused unless the caller
- * says to replace it; a wrong address or password fails before anything is written. A checkpoint
+ * says to replace it; a wrong address or password fails before anything is written, and so does a
+ * target whose maxmemory cannot hold the data set or would evict keys to (capacity.ts), while a
+ * target that evicts keys during the copy fails it. A checkpoint
  * (no secrets) lets a killed copy resume: `scan` from its SCAN cursors, `rdb` by skipping the
- * databases it finished and copying the others again from a new snapshot.
+ * databases it finished (if the source has not changed since their snapshot; else all again) and
+ * copying the others again from a new snapshot.
  */
 import {
   ValidationError,
@@ -30,8 +33,10 @@ import {
   type VerifyReport,
 } from '@armada/core';
 import type { Redis } from 'ioredis';
+import { checkCapacity, watchEvictions } from './capacity.js';
 import { type Checkpoint, readCheckpoint } from './checkpoint.js';
 import { keyspace, open, where } from './connection.js';
+import { type FunctionsCheckpoint, copyFunctions } from './functions.js';
 import type { RedisCopyOptions, RedisCopyReport } from './options.js';
 import { FallbackToScan, copyByRdb } from './rdb-copy.js';
 import { replicateRedis } from './replication.js';
@@ -83,6 +88,8 @@ export class RedisDataMover implements DataMoverV1 {
           issues: occupied.map((db) => ({ path: `target.db${mapped(db)}`, message: `database ${mapped(db)} holds ${targetKeys.get(mapped(db))} keys`, fix: 'empty it, choose another database, or pass replaceExisting: true' })),
         });
       }
+      // Refuse a target that cannot hold the data set, or would evict keys to hold it (capacity.ts).
+      await checkCapacity(source, target, { databases, replaceExisting: options.replaceExisting ?? false, mapped, resumed });
       const run: Run = {
         source,
         target,
@@ -100,12 +107,20 @@ export class RedisDataMover implements DataMoverV1 {
         bytes: Object.values(checkpoint.databases).reduce((sum, entry) => sum + entry.bytes, 0),
         bigKeys: 0,
         throttle: throttleFor(options),
+        evictions: await watchEvictions(target),
       };
+      // FUNCTION libraries are not keys, so neither strategy carries them: first, before any key
+      // (functions.ts). Not skipped on resume: the libraries the checkpoint lists are this copy's own,
+      // which a resumed copy may replace, so it ends with the source's code even if that changed.
+      const withFunctions = checkpoint as Checkpoint & FunctionsCheckpoint;
+      // Saved with the strategy's first checkpoint (saving now would record a checkpoint with no strategy, read back as scan).
+      withFunctions.functions = await copyFunctions(source, target, { replaceExisting: options.replaceExisting ?? false, ours: withFunctions.functions ?? [] });
       let fallbackReason: string | undefined;
       if (strategy !== 'scan') {
         try {
-          await copyByRdb(run, strategy === 'auto');
-          return { items: run.items, bytes: run.bytes, durationMs: performance.now() - started, resumed, strategy: 'rdb', bigKeys: run.bigKeys };
+          const { restarted } = await copyByRdb(run, strategy === 'auto');
+          await run.evictions?.check();
+          return { items: run.items, bytes: run.bytes, durationMs: performance.now() - started, resumed, strategy: 'rdb', bigKeys: run.bigKeys, ...(restarted ? { restarted } : {}) };
         } catch (error) {
           if (!(error instanceof FallbackToScan)) throw error;
           fallbackReason = error.message;
@@ -113,6 +128,8 @@ export class RedisDataMover implements DataMoverV1 {
       }
       checkpoint.strategy = 'scan';
       await copyByScan(run);
+      // The last word on evictions, whatever the strategy checked on its way.
+      await run.evictions?.check();
       return { items: run.items, bytes: run.bytes, durationMs: performance.now() - started, resumed, strategy: 'scan', bigKeys: run.bigKeys, ...(fallbackReason ? { fallbackReason } : {}) };
     } finally {
       source.disconnect();

@@ -27,4 +27,9 @@ export interface RedisCopyReport extends CopyReport {
   fallbackReason?: string;
   /** Keys copied in pieces (larger than `bigKeyBytes`). */
   bigKeys: number;
+  /**
+   * rdb, resumed: why the databases an earlier run had finished were emptied and copied again
+   * (the source changed since that run's snapshot, so keeping them would mix two points in time).
+   */
+  restarted?: string;
 }

@@ -14,15 +14,28 @@ export class FallbackToScan extends Error {}
  * Copies from an RDB snapshot taken over PSYNC. Databases the checkpoint records as finished are
  * skipped in the stream; the others are emptied on the target first (they hold at most a part of
  * this copy from an earlier, killed run) and copied whole, so a resumed copy ends exact.
+ *
+ * One point in time: the finished databases came from the earlier run's snapshot, and the rest
+ * comes from a new one. They are kept only if the new snapshot starts at the same replication id
+ * and offset as the recorded one (`+FULLRESYNC <replid> <offset>`), that is, nothing was written to
+ * the source in between. Otherwise every target database the copy wrote is emptied and all are
+ * copied from the new snapshot (the report's `restarted` says why). The comparison is strict, so
+ * it errs towards copying again, never towards mixing two states. Checked on Redis 7.0: with no
+ * replica connected an idle source's offset does not move; it moves on writes, on the DELs of keys
+ * that expire (real changes too), and by 14 bytes per `repl-ping-replica-period` (10 s) PING while
+ * any replica is connected, our own snapshot connection included while its transfer lasts. And the
+ * id changes when the source frees its backlog (`repl-backlog-ttl`, 1 h without replicas) or after
+ * a restart or failover. Each of these makes a resumed copy start over: safe, only slower.
  */
-export async function copyByRdb(run: Run, fallback: boolean): Promise<void> {
+export async function copyByRdb(run: Run, fallback: boolean): Promise<{ restarted?: string }> {
   const { source, target, options, checkpoint } = run;
   const bigKeyBytes = options.bigKeyBytes ?? 8 * 1024 * 1024;
   const progressEvery = options.batchSize ?? 1000;
   const maxInFlight = options.maxInFlightBytes ?? 32 * 1024 * 1024;
   const snapshot = new RdbSnapshot(run.sourceEndpoint);
+  let start: { replid: string; offset: number };
   try {
-    await snapshot.start();
+    start = await snapshot.start();
   } catch (error) {
     snapshot.close();
     if (fallback && error instanceof PsyncRefusedError) throw new FallbackToScan(error.message);
@@ -36,8 +49,24 @@ export async function copyByRdb(run: Run, fallback: boolean): Promise<void> {
   const wanted = new Set<number>();
   let writer: RestoreWriter | undefined;
   const cancel = () => snapshot.fail(new CancelledError('Redis copy cancelled during the snapshot stream; resume with the same checkpoint.'));
+  let restarted: string | undefined;
   try {
     checkpoint.strategy = 'rdb';
+    const finished = run.databases.filter((db) => checkpoint.databases[db]?.done);
+    const recorded = checkpoint.snapshot;
+    if (finished.length > 0 && (recorded?.replid !== start.replid || recorded.offset !== start.offset)) {
+      restarted = recorded
+        ? `the source changed after the snapshot the earlier run copied from (replication ${recorded.replid.slice(0, 8)}… offset ${recorded.offset} then, ${start.replid.slice(0, 8)}… offset ${start.offset} now)`
+        : 'the checkpoint does not record which snapshot the earlier run copied from';
+      restarted += `: database${finished.length === 1 ? '' : 's'} ${finished.join(', ')}, finished then, would hold an older state than the others, so every target database this copy wrote was emptied and all were copied again from a new snapshot`;
+      // Every database this copy wrote, done or not (the checkpoint's), not only today's list.
+      for (const db of Object.keys(checkpoint.databases).map(Number)) {
+        await target.select(run.mapped(db));
+        await target.flushdb('ASYNC');
+        delete checkpoint.databases[db];
+      }
+    }
+    checkpoint.snapshot = { replid: start.replid, offset: start.offset };
     for (const db of run.databases) {
       const state = checkpoint.databases[db];
       if (state?.done) continue;
@@ -52,7 +81,7 @@ export async function copyByRdb(run: Run, fallback: boolean): Promise<void> {
     }
     recount(run);
     await run.saveCheckpoint(checkpoint);
-    if (wanted.size === 0) return;
+    if (wanted.size === 0) return restarted ? { restarted } : {};
 
     const out = await RestoreWriter.open(run.targetEndpoint);
     writer = out;
@@ -93,12 +122,25 @@ export async function copyByRdb(run: Run, fallback: boolean): Promise<void> {
     );
     let restoredBefore = run.items;
     let reported = 0;
+    // At each progress point: has the target evicted keys? (One check at a time; a failure ends the stream.)
+    let checking = false;
+    const checkEvictions = () => {
+      if (!run.evictions || checking) return;
+      checking = true;
+      run.evictions.check().then(
+        () => {
+          checking = false;
+        },
+        (error: unknown) => snapshot.fail(error as Error),
+      );
+    };
     out.onReplies = (restored) => {
       if (out.inFlightBytes < maxInFlight / 2) snapshot.resume();
       if (restored - reported >= progressEvery) {
         reported = restored;
         run.items = restoredBefore + restored;
         progress(run, 'rdb snapshot');
+        checkEvictions();
       }
     };
     out.onError = (error) => snapshot.fail(error);
@@ -135,6 +177,8 @@ export async function copyByRdb(run: Run, fallback: boolean): Promise<void> {
     run.items = restoredBefore + out.restored;
     restoredBefore = run.items;
     progress(run, 'rdb snapshot');
+    // A check still running when the stream ended may have failed after the snapshot could take it.
+    await run.evictions?.check();
 
     // Keys too large to hold: from the live source, in pieces (their value and TTL as they are now).
     for (const { db, key } of bigKeys) {
@@ -143,7 +187,7 @@ export async function copyByRdb(run: Run, fallback: boolean): Promise<void> {
       await target.select(run.mapped(db));
       const ttl = Number(await source.pttl(key));
       if (ttl === -2) continue; // gone since the snapshot
-      const copied = await copyInPieces(source, target, key, ttl);
+      const copied = await copyInPieces(source, target, key);
       if (copied < 0) continue;
       await run.throttle?.take(copied, options.signal);
       const state = checkpoint.databases[db] as Checkpoint['databases'][string];
@@ -153,9 +197,11 @@ export async function copyByRdb(run: Run, fallback: boolean): Promise<void> {
       run.bigKeys++;
       run.bytes += copied;
       progress(run, `db ${db} big keys`);
+      await run.evictions?.check();
     }
     for (const db of wanted) (checkpoint.databases[db] as Checkpoint['databases'][string]).done = true;
     await run.saveCheckpoint(checkpoint);
+    return restarted ? { restarted } : {};
   } catch (error) {
     if (fallback && error instanceof RdbUnsupportedError) {
       // Part of the snapshot may be on the target already: empty what this run wrote, then SCAN.
@@ -167,6 +213,7 @@ export async function copyByRdb(run: Run, fallback: boolean): Promise<void> {
       }
       recount(run);
       checkpoint.strategy = 'scan';
+      delete checkpoint.snapshot;
       await run.saveCheckpoint(checkpoint);
       throw new FallbackToScan(error.message);
     }

@@ -45,6 +45,13 @@ export interface RdbRecord {
   valueEnd: number;
   /** Total value bytes (parts and the rest). */
   length: number;
+  /**
+   * The key's idle time in seconds (`RDB_OPCODE_IDLE`), or -1 when the RDB has none. Redis writes
+   * it only when its maxmemory-policy is an LRU one (allkeys-lru, volatile-lru).
+   */
+  idle: number;
+  /** The key's LFU counter, 0-255 (`RDB_OPCODE_FREQ`), or -1: written only under an LFU policy. */
+  freq: number;
 }
 
 export interface RdbHandler {
@@ -144,6 +151,8 @@ export class RdbParser {
     valueStart: 0,
     valueEnd: 0,
     length: 0,
+    idle: -1,
+    freq: -1,
   };
 
   constructor(
@@ -324,6 +333,9 @@ export class RdbParser {
     this.version = Number(magic.slice(5));
     this.pos += 9;
     let expireAt = 0;
+    // IDLE and FREQ come before the key they belong to, like the expiry.
+    let idle = -1;
+    let freq = -1;
     let n: number;
     for (;;) {
       while (!this.has(1)) yield;
@@ -353,11 +365,12 @@ export class RdbParser {
           this.db = n;
           break;
         case OPCODE_IDLE:
-          while (this.len() < 0) yield;
+          while ((n = this.len()) < 0) yield;
+          idle = n;
           break;
         case OPCODE_FREQ:
           while (!this.has(1)) yield;
-          this.pos++;
+          freq = this.buf[this.pos++] as number;
           break;
         case OPCODE_MODULE_AUX:
           while (this.len() < 0) yield; // module id
@@ -421,6 +434,8 @@ export class RdbParser {
               record.valueStart = this.captureStart;
               record.valueEnd = this.pos;
               record.length = this.partsLength + tail;
+              record.idle = idle;
+              record.freq = freq;
               this.handler.onKey(record);
             } else this.handler.onBigKey(this.db, Buffer.from(record.keyBuffer.subarray(record.keyStart, record.keyEnd)), expireAt, type);
             this.capturing = false;
@@ -428,6 +443,8 @@ export class RdbParser {
             this.partsLength = 0;
           }
           expireAt = 0;
+          idle = -1;
+          freq = -1;
         }
       }
     }

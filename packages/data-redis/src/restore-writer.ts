@@ -1,11 +1,14 @@
 /**
- * Writes `RESTORE key ttl payload ABSTTL REPLACE` commands to the target over a plain socket, with
+ * Writes `RESTORE key ttl payload ABSTTL REPLACE [IDLETIME s | FREQ n]` commands to the target over a plain socket, with
  * RESP built by hand into large buffers (no per-command objects or promises), pipelined without
  * waiting. Replies are counted as they come back; the first error reply fails the copy, naming
  * its key. `inFlightBytes` (written, not yet answered) lets the caller bound memory.
  *
  * The payload is the RDB value bytes (type byte first), the RDB version (2 bytes, little-endian)
- * and the CRC-64 of both (8 bytes, little-endian): exactly what DUMP returns.
+ * and the CRC-64 of both (8 bytes, little-endian): exactly what DUMP returns. IDLETIME / FREQ
+ * carry the LRU idle time / LFU counter the snapshot holds for the key (Redis writes them only
+ * under an LRU / LFU maxmemory-policy). The target applies FREQ only if its own policy is LFU,
+ * and IDLETIME only if it is not (Redis keeps one of the two per key): otherwise it is ignored.
  */
 import { connect, type Socket } from 'node:net';
 import { ArmadaError, type DataEndpoint } from '@armada/core';
@@ -15,7 +18,11 @@ import type { RdbRecord } from './rdb.js';
 const CHUNK = 1 << 20;
 const FLUSH_BYTES = 256 * 1024;
 const RESTORE_HEAD = Buffer.from('*6\r\n$7\r\nRESTORE\r\n$');
+// With IDLETIME or FREQ: two arguments more.
+const RESTORE_HEAD_8 = Buffer.from('*8\r\n$7\r\nRESTORE\r\n$');
 const RESTORE_TAIL = Buffer.from('\r\n$6\r\nABSTTL\r\n$7\r\nREPLACE\r\n');
+const IDLETIME = Buffer.from('$8\r\nIDLETIME\r\n$');
+const FREQ = Buffer.from('$4\r\nFREQ\r\n$');
 const CRLF = Buffer.from('\r\n');
 const TTL_NONE = Buffer.from('$1\r\n0\r\n');
 
@@ -27,6 +34,8 @@ function copyInto(target: Buffer, offset: number, source: Buffer, start: number,
   } else source.copy(target, offset, start, end);
   return offset + length;
 }
+
+const mebibytes = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 function decimalDigits(value: number): number {
   let digits = 1;
@@ -196,9 +205,13 @@ export class RestoreWriter {
     if (this.failure) throw this.failure;
     const keyLength = record.keyEnd - record.keyStart;
     const payload = 1 + record.length + 10;
-    this.ensure(RESTORE_HEAD.length + 80 + keyLength + payload + RESTORE_TAIL.length);
+    // The snapshot holds one of the two at most (FREQ under an LFU policy, IDLE under an LRU one).
+    const lfu = record.freq >= 0;
+    const meta = lfu ? record.freq : record.idle;
+    this.ensure(RESTORE_HEAD.length + 80 + keyLength + payload + RESTORE_TAIL.length + 48);
     const out = this.out;
-    let at = copyInto(out, this.used, RESTORE_HEAD, 0, RESTORE_HEAD.length);
+    const head = meta >= 0 ? RESTORE_HEAD_8 : RESTORE_HEAD;
+    let at = copyInto(out, this.used, head, 0, head.length);
     at = writeDecimal(out, at, keyLength);
     out[at++] = 13;
     out[at++] = 10;
@@ -234,6 +247,16 @@ export class RestoreWriter {
     crc.writeLE(out, at);
     at += 8;
     at = copyInto(out, at, RESTORE_TAIL, 0, RESTORE_TAIL.length);
+    if (meta >= 0) {
+      const name = lfu ? FREQ : IDLETIME;
+      at = copyInto(out, at, name, 0, name.length);
+      at = writeDecimal(out, at, decimalDigits(meta));
+      out[at++] = 13;
+      out[at++] = 10;
+      at = writeDecimal(out, at, meta);
+      out[at++] = 13;
+      out[at++] = 10;
+    }
     this.used = at;
     this.commands++;
     this.pending.push(keyAt, keyLength, this.db, this.outStart + at);
@@ -321,7 +344,12 @@ export class RestoreWriter {
           const key = this.keyOf(index);
           const reply = buffer.toString('utf8', position + 1, end - 1);
           const what = key ? `RESTORE of key ${JSON.stringify(key.toString())} (target db ${pending.db[index]})` : 'A command';
-          const hint = /payload version or checksum/i.test(reply) ? ' (the target may be an older Redis than the source, which cannot read its RDB format)' : '';
+          const oom = /^OOM\b/.test(reply);
+          const hint = /payload version or checksum/i.test(reply)
+            ? ' (the target may be an older Redis than the source, which cannot read its RDB format)'
+            : oom
+              ? ` (the target reached its maxmemory and its maxmemory-policy would not evict to make room). ${(this.restored + restored).toLocaleString('en-US')} keys (${mebibytes(this.acknowledged)} of RESTORE commands) had been written before it (a few pipelined after it may have been applied too, as the target's memory use moved); give the target more maxmemory, or copy fewer databases`
+              : '';
           this.fail(new ArmadaError('Unknown', `${what} failed on the target Redis at ${this.where}: ${reply}${hint}`));
           return;
         }
