@@ -1,5 +1,6 @@
 /** The copy's checkpoint: strategy, source, target and where each database stands. No secrets. */
 import { readFile } from 'node:fs/promises';
+import type { SourcePosition } from './consistency.js';
 
 export interface Checkpoint {
   version: 1;
@@ -15,6 +16,12 @@ export interface Checkpoint {
    * (and in scan checkpoints): a resumed rdb copy then copies everything again.
    */
   snapshot?: { replid: string; offset: number };
+  /**
+   * scan: the source's replication position when the first run began (consistency.ts). A resumed
+   * scan copy continues from its cursors only while the source is still there; the copy's report
+   * says when it moved during the copy.
+   */
+  scanFrom?: SourcePosition;
 }
 
 export async function readCheckpoint(path: string | undefined): Promise<Checkpoint | undefined> {

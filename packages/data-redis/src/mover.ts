@@ -36,16 +36,52 @@ import type { Redis } from 'ioredis';
 import { checkCapacity, watchEvictions } from './capacity.js';
 import { type Checkpoint, readCheckpoint } from './checkpoint.js';
 import { keyspace, open, where } from './connection.js';
+import { describePosition, samePosition, sourcePosition } from './consistency.js';
 import { type FunctionsCheckpoint, copyFunctions } from './functions.js';
 import type { RedisCopyOptions, RedisCopyReport } from './options.js';
 import { FallbackToScan, copyByRdb } from './rdb-copy.js';
 import { replicateRedis } from './replication.js';
-import type { Run } from './run.js';
+import { type Run, recount } from './run.js';
 import { copyByScan } from './scan-copy.js';
 import { type RedisVerifyOptions, verifyRedis } from './verify.js';
 
 export const REDIS_DATA_MOVER_ID = 'redis';
 export type { RedisCopyOptions, RedisCopyReport, RedisCopyStrategy } from './options.js';
+
+/**
+ * A resumed scan copy continues from its cursors only when the source has provably not changed
+ * since the first run began (consistency.ts); otherwise it empties what the earlier runs wrote
+ * and starts over, and says why. A fresh copy records where the source stands.
+ */
+async function scanFromConsistentStart(run: Run, resumed: boolean): Promise<string | undefined> {
+  const { checkpoint, source, target } = run;
+  const now = await sourcePosition(source);
+  const written = Object.keys(checkpoint.databases);
+  let restarted: string | undefined;
+  if (resumed && written.length > 0 && !samePosition(checkpoint.scanFrom, now)) {
+    restarted = `the source's write counters moved from ${describePosition(checkpoint.scanFrom)} to ${describePosition(now)} since the first run began: keeping what it copied would mix two points in time`;
+    for (const db of written) {
+      await target.select(run.mapped(Number(db)));
+      await target.flushdb();
+      delete checkpoint.databases[db];
+    }
+    recount(run);
+  }
+  if (!resumed || restarted !== undefined || checkpoint.scanFrom === undefined) checkpoint.scanFrom = now;
+  await run.saveCheckpoint(checkpoint);
+  return restarted;
+}
+
+/** A scan copy of a source that took writes while it ran is not one point in time: said, not hidden. */
+async function scanWarnings(run: Run): Promise<string[]> {
+  const end = await sourcePosition(run.source);
+  if (samePosition(run.checkpoint.scanFrom, end)) return [];
+  return [
+    end === undefined || run.checkpoint.scanFrom === undefined
+      ? 'the source does not report its write counters (INFO replication and persistence), so whether it took writes during the scan copy is unknown: verify the copy, or copy from a quiet source'
+      : `the source took writes during the scan copy (${describePosition(run.checkpoint.scanFrom)} -> ${describePosition(end)}): keys written meanwhile may be copied as of different moments; verify, or use replication for a live source`,
+  ];
+}
 
 export class RedisDataMover implements DataMoverV1 {
   readonly specificationVersion = 'v1' as const;
@@ -127,10 +163,22 @@ export class RedisDataMover implements DataMoverV1 {
         }
       }
       checkpoint.strategy = 'scan';
+      const restarted = await scanFromConsistentStart(run, resumed);
       await copyByScan(run);
       // The last word on evictions, whatever the strategy checked on its way.
       await run.evictions?.check();
-      return { items: run.items, bytes: run.bytes, durationMs: performance.now() - started, resumed, strategy: 'scan', bigKeys: run.bigKeys, ...(fallbackReason ? { fallbackReason } : {}) };
+      const warnings = await scanWarnings(run);
+      return {
+        items: run.items,
+        bytes: run.bytes,
+        durationMs: performance.now() - started,
+        resumed,
+        strategy: 'scan',
+        bigKeys: run.bigKeys,
+        ...(fallbackReason ? { fallbackReason } : {}),
+        ...(restarted ? { restarted } : {}),
+        ...(warnings.length > 0 ? { warnings } : {}),
+      };
     } finally {
       source.disconnect();
       target?.disconnect();

@@ -28,8 +28,8 @@ export interface RedisCopyReport extends CopyReport {
   /** Keys copied in pieces (larger than `bigKeyBytes`). */
   bigKeys: number;
   /**
-   * rdb, resumed: why the databases an earlier run had finished were emptied and copied again
-   * (the source changed since that run's snapshot, so keeping them would mix two points in time).
+   * Resumed: why what an earlier run had copied was emptied and copied again (the source changed
+   * since that run's snapshot or start, so keeping it would mix two points in time).
    */
   restarted?: string;
 }
