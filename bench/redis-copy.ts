@@ -1,8 +1,10 @@
 /**
  * The Redis mover against Redis's own full sync (REPLICAOF) and against redis-cli (`--scan`, then
  * `MIGRATE ... COPY KEYS` in batches of 1,000, the usual redis-cli way to copy keys between two
- * servers), on the same generated data set, in one run: `tsx bench/redis-copy.ts [keys]`. Prints
- * one JSON line.
+ * servers; and SCAN + PTTL/DUMP read in pipelines with the RESTOREs piped through `redis-cli
+ * --pipe`, the way a script copies from a managed Redis without PSYNC: the baseline of the scan
+ * strategy), on the same generated data set, in one run: `tsx bench/redis-copy.ts [keys]`. Prints
+ * one JSON line; `rdbRatio` and `scanRatio` are each strategy's time over REPLICAOF's.
  *
  * The mover copies twice, into two targets: with its default strategy (`auto`, which takes the
  * RDB snapshot over PSYNC: `copyMs`, `ratio`, `ratioToRedisCli`, `copyPeakRssMB`, repeated as
@@ -11,7 +13,8 @@
  * source is set to start a full sync at once (repl-diskless-sync-delay 0): Redis 7 otherwise waits
  * 5 s for more replicas, which would flatter the mover (the rdb strategy waits that delay too).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { RedisDataMover, RedisReplication, type RedisCopyStrategy } from '@armada/data-redis';
 import { startRedisServer } from '@armada/testkit';
 import { Redis } from 'ioredis';
@@ -26,7 +29,14 @@ if (process.argv[2] === 'copy') {
 }
 
 const keys = Number(process.argv[2] ?? 300_000);
-const [source, copyTarget, scanTarget, syncTarget, cliTarget] = await Promise.all([startRedisServer(), startRedisServer(), startRedisServer(), startRedisServer(), startRedisServer()]);
+const [source, copyTarget, scanTarget, syncTarget, cliTarget, pipeTarget] = await Promise.all([
+  startRedisServer(),
+  startRedisServer(),
+  startRedisServer(),
+  startRedisServer(),
+  startRedisServer(),
+  startRedisServer(),
+]);
 try {
   const client = new Redis({ host: source.host, port: source.port });
   // Mostly small strings (a tenth with a TTL), some hashes and lists, and one big hash.
@@ -80,6 +90,38 @@ try {
   const cliKeys = Number(await cliClient.dbsize());
   cliClient.disconnect();
 
+  // SCAN, then PTTL + DUMP of the batch in one pipeline, its RESTOREs written to redis-cli --pipe
+  // (which sends them on without waiting): one batch read while the previous one is restored.
+  started = performance.now();
+  const reader = new Redis({ host: source.host, port: source.port });
+  const piped = spawn('redis-cli', ['-h', pipeTarget.host, '-p', String(pipeTarget.port), '--pipe'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let pipeOutput = '';
+  piped.stdout.on('data', (chunk: Buffer) => {
+    pipeOutput += chunk.toString();
+  });
+  const bulk = (bytes: Buffer) => [Buffer.from(`$${bytes.length}\r\n`), bytes, Buffer.from('\r\n')];
+  let cursor = '0';
+  do {
+    const [next, batch] = await reader.scanBuffer(cursor, 'COUNT', 2000);
+    cursor = String(next);
+    const read = reader.pipeline();
+    for (const key of batch) read.pttl(key).dumpBuffer(key);
+    const replies = (await read.exec()) ?? [];
+    const parts: Buffer[] = [];
+    batch.forEach((key, index) => {
+      const ttl = Number(replies[2 * index]?.[1]);
+      const payload = replies[2 * index + 1]?.[1] as Buffer | null;
+      if (!payload || ttl === -2) return;
+      parts.push(Buffer.from('*5\r\n$7\r\nRESTORE\r\n'), ...bulk(key), ...bulk(Buffer.from(String(Math.max(ttl, 0)))), ...bulk(payload), Buffer.from('$7\r\nREPLACE\r\n'));
+    });
+    if (!piped.stdin.write(Buffer.concat(parts))) await once(piped.stdin, 'drain');
+  } while (cursor !== '0');
+  piped.stdin.end();
+  await once(piped, 'exit');
+  reader.disconnect();
+  const pipeMs = performance.now() - started;
+  if (!/errors: 0,/.test(pipeOutput)) throw new Error(`redis-cli --pipe failed: ${pipeOutput.trim()}`);
+
   started = performance.now();
   const verified = await new RedisDataMover().verify({ host: source.host, port: source.port }, { host: copyTarget.host, port: copyTarget.port });
   const verifyMs = performance.now() - started;
@@ -92,7 +134,7 @@ try {
       digestClient.disconnect();
     }
   };
-  const [sourceDigest, copyDigest, scanDigest] = await Promise.all([digest(source.port), digest(copyTarget.port), digest(scanTarget.port)]);
+  const [sourceDigest, copyDigest, scanDigest, pipeDigest] = await Promise.all([digest(source.port), digest(copyTarget.port), digest(scanTarget.port), digest(pipeTarget.port)]);
   console.log(
     JSON.stringify({
       keys: total,
@@ -114,8 +156,12 @@ try {
       scanRatioToRedisCli: Number((scan.copyMs / cliMs).toFixed(2)),
       scanPeakRssMB: scan.peakRssMB,
       scanVerified: scanDigest === sourceDigest,
+      redisCliPipeMs: Math.round(pipeMs),
+      redisCliPipeVerified: pipeDigest === sourceDigest,
+      scanRatioToRedisCliPipe: Number((scan.copyMs / pipeMs).toFixed(2)),
+      redisCliPipeRatio: Number((pipeMs / syncMs).toFixed(2)),
     }),
   );
 } finally {
-  await Promise.all([source.stop(), copyTarget.stop(), scanTarget.stop(), syncTarget.stop(), cliTarget.stop()]);
+  await Promise.all([source.stop(), copyTarget.stop(), scanTarget.stop(), syncTarget.stop(), cliTarget.stop(), pipeTarget.stop()]);
 }

@@ -10,8 +10,9 @@ export interface RedisCopyOptions extends CopyOptions {
   /** Keys per SCAN batch, and (rdb) keys between two progress events (default 1000). */
   batchSize?: number;
   /**
-   * Keys larger than this are copied in pieces from the live source (default 8 MiB). `scan`
-   * measures MEMORY USAGE, `rdb` the serialized size in the snapshot.
+   * Keys larger than this serialized (their DUMP payload) are copied in pieces from the live
+   * source (default 8 MiB). `rdb` reads the size in the snapshot; `scan` DUMPs only keys under 4x
+   * this by MEMORY USAGE (the rest go in pieces at once) and goes by the payload's size.
    */
   bigKeyBytes?: number;
   /** Source database -> target database (default: the same index). */

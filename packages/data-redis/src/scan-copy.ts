@@ -8,8 +8,10 @@
  * flight to the target. Per batch of keys:
  *
  * 1. `SCAN cursor COUNT n` (one at a time: the next cursor comes with the reply);
- * 2. `MEMORY USAGE key` per key (O(1)-ish, sampled): a key above `bigKeyBytes` is copied in pieces
- *    on the two ioredis connections, beside the stream, never DUMPed whole;
+ * 2. `MEMORY USAGE key` per key (O(1)-ish: sampled, SAMPLES 5): a key over 4x `bigKeyBytes` in
+ *    memory is copied in pieces (pieces.ts) on the two ioredis connections, beside the stream,
+ *    never DUMPed; under it, its DUMP payload decides (over `bigKeyBytes`: in pieces), the
+ *    serialized size the rdb strategy goes by too;
  * 3. for the others, `OBJECT IDLETIME key` (or `OBJECT FREQ` under an LFU policy; read first, as
  *    DUMP touches the key), `PEXPIRETIME key` and `DUMP key`, adjacent, so expiry and value agree;
  * 4. `RESTORE key <expire-at> payload ABSTTL REPLACE IDLETIME s | FREQ n` on the target: the
@@ -45,10 +47,11 @@ const BIG_BY_MEMORY = 4;
 const DUMP_RUN = 256;
 /**
  * Keys requested and not answered, at most, of each kind (sizes, DUMPs): enough to keep the source
- * busy over a round trip, few enough that a key's second visit (its DUMP, after its MEMORY USAGE)
- * finds it still in the source's CPU caches; measured: 2-3x the cost per command without.
+ * busy over a round trip (and over a few ms of not being scheduled, on a busy machine), few enough
+ * that a key's second visit (its DUMP, after its MEMORY USAGE) mostly finds it in the source's CPU
+ * caches: INFO commandstats showed 1.5-2x the cost per command with a whole 2,000-key batch ahead.
  */
-const DEPTH = Number(process.env.DEPTH ?? 1024);
+const DEPTH = 1024;
 
 const encode = (text: string) => Buffer.from(text, 'latin1');
 const OBJECT = encode('*3\r\n$6\r\nOBJECT\r\n');
@@ -58,9 +61,10 @@ const PEXPIRETIME = encode('*2\r\n$11\r\nPEXPIRETIME\r\n');
 const PTTL = encode('*2\r\n$4\r\nPTTL\r\n');
 const DUMP = encode('*2\r\n$4\r\nDUMP\r\n');
 const MEMORY_USAGE = encode('*3\r\n$6\r\nMEMORY\r\n$5\r\nUSAGE\r\n');
-const RESTORE_6 = encode('*6\r\n$7\r\nRESTORE\r\n');
-const RESTORE_8 = encode('*8\r\n$7\r\nRESTORE\r\n');
-const RESTORE_TAIL = encode('$6\r\nABSTTL\r\n$7\r\nREPLACE\r\n');
+/** `*<n>\r\n$7\r\nRESTORE\r\n` by argument count (5: key, ttl, payload, REPLACE; +1 ABSTTL; +2 IDLETIME|FREQ n). */
+const RESTORE_HEAD = [5, 6, 7, 8].map((count) => encode(`*${count}\r\n$7\r\nRESTORE\r\n`));
+const ABSTTL = encode('$6\r\nABSTTL\r\n');
+const REPLACE = encode('$7\r\nREPLACE\r\n');
 const IDLETIME_OPTION = encode('$8\r\nIDLETIME\r\n');
 const FREQ_OPTION = encode('$4\r\nFREQ\r\n');
 const TTL_NONE = encode('$1\r\n0\r\n');
@@ -694,7 +698,10 @@ class ScanCopier {
     const out = this.writer;
     const payload = this.end - this.start;
     out.ensure(key.length + payload + 160);
-    out.raw(this.meta && meta >= 0 ? RESTORE_8 : RESTORE_6);
+    // ABSTTL only with an expiry, IDLETIME only when idle (RESTORE makes a key fresh): fewer bytes.
+    // FREQ always (without it a key starts at LFU_INIT_VAL, 5). -1: the source gave none.
+    const withMeta = this.meta === 'FREQ' ? meta >= 0 : this.meta !== undefined && meta > 0;
+    out.raw(RESTORE_HEAD[(expireAt > 0 ? 1 : 0) + (withMeta ? 2 : 0)] as Buffer);
     out.bulk(key, 0, key.length);
     if (expireAt > 0) {
       const bytes = out.out;
@@ -710,8 +717,9 @@ class ScanCopier {
       out.used = at;
     } else out.raw(TTL_NONE);
     out.bulk(buffer, this.start, this.end);
-    out.raw(RESTORE_TAIL);
-    if (this.meta && meta >= 0) {
+    out.raw(REPLACE);
+    if (expireAt > 0) out.raw(ABSTTL);
+    if (withMeta) {
       out.raw(this.meta === 'FREQ' ? FREQ_OPTION : IDLETIME_OPTION);
       const bytes = out.out;
       let at = out.used;
