@@ -1,26 +1,26 @@
 /**
- * The Redis data mover. Two ways to copy:
+ * The Redis data mover: the order of a copy. Two ways to copy (rdb-copy.ts, scan-copy.ts):
  *
  * - `rdb` (RedisShake's way): connect to the source as a replica would (PSYNC), take its RDB
  *   snapshot as a stream, parse it chunk by chunk, and RESTORE each key on the target from the
- *   value bytes in the snapshot (plus the version and CRC-64 that make them a DUMP payload), in
- *   one long pipeline over a plain socket with a bound on the bytes in flight. A key whose
- *   serialized value is larger than `bigKeyBytes` is skipped in the stream and copied afterwards
- *   from the live source in pieces.
- * - `scan`: per database, SCAN the source in batches, read each key's PTTL and DUMP in one
- *   pipeline, RESTORE them with their TTL in another. Big keys are copied in pieces.
+ *   value bytes in the snapshot, in one long pipeline over a plain socket with a bound on the bytes
+ *   in flight. A key whose serialized value is larger than `bigKeyBytes` is skipped in the stream
+ *   and copied afterwards from the live source in pieces (pieces.ts).
+ * - `scan`: SCAN + DUMP/RESTORE over raw sockets, every step pipelined and overlapped, with the
+ *   source's absolute expiry and LRU/LFU data.
  *
  * `auto` (the default) takes `rdb`, and falls back to `scan` when the source will not serve a
  * snapshot (no permission for PSYNC, a managed Redis that refuses it) or the snapshot holds what
  * the stream parser cannot copy (module types).
  *
- * Safety: the source is only read; a target database that holds data is refused unless the caller
- * says to replace it; a wrong address or password fails before anything is written, and so does a
- * target whose maxmemory cannot hold the data set or would evict keys to (capacity.ts), while a
- * target that evicts keys during the copy fails it. A checkpoint
- * (no secrets) lets a killed copy resume: `scan` from its SCAN cursors, `rdb` by skipping the
- * databases it finished (if the source has not changed since their snapshot; else all again) and
- * copying the others again from a new snapshot.
+ * Before anything is written: a target database that holds data is refused unless the caller says
+ * to replace it; a wrong address or password fails; so does a target whose maxmemory cannot hold
+ * the data set or would evict keys to (capacity.ts). FUNCTION libraries go first (functions.ts).
+ * While it runs, a target that evicts keys fails the copy. A checkpoint (no secrets) lets a killed
+ * copy resume to one point-in-time state: `rdb` keeps the databases it finished only if the source
+ * is unchanged since their snapshot, `scan` continues from its cursors only if the source is
+ * unchanged since the first run began (consistency.ts); otherwise everything again, said in the
+ * report. The source is only read.
  */
 import {
   ValidationError,
