@@ -14,6 +14,7 @@ import { connect, type Socket } from 'node:net';
 import { ArmadaError, type DataEndpoint } from '@armada/core';
 import { Crc64 } from './crc64.js';
 import type { RdbRecord } from './rdb.js';
+import { copyInto, decimalDigits, writeDecimal } from './resp.js';
 
 const CHUNK = 1 << 20;
 const FLUSH_BYTES = 256 * 1024;
@@ -26,37 +27,7 @@ const FREQ = Buffer.from('$4\r\nFREQ\r\n$');
 const CRLF = Buffer.from('\r\n');
 const TTL_NONE = Buffer.from('$1\r\n0\r\n');
 
-/** Copies bytes; short runs by hand, which beats a native call for the few bytes of a key. */
-function copyInto(target: Buffer, offset: number, source: Buffer, start: number, end: number): number {
-  const length = end - start;
-  if (length < 48) {
-    for (let index = 0; index < length; index++) target[offset + index] = source[start + index] as number;
-  } else source.copy(target, offset, start, end);
-  return offset + length;
-}
-
 const mebibytes = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-
-function decimalDigits(value: number): number {
-  let digits = 1;
-  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
-  return digits;
-}
-
-/** The decimal digits of a non-negative integer, written at `offset`: the new offset. */
-function writeDecimal(target: Buffer, offset: number, value: number): number {
-  if (value < 10) {
-    target[offset] = 48 + value;
-    return offset + 1;
-  }
-  const digits = decimalDigits(value);
-  let rest = value;
-  for (let index = offset + digits - 1; index >= offset; index--) {
-    target[index] = 48 + (rest % 10);
-    rest = Math.floor(rest / 10);
-  }
-  return offset + digits;
-}
 
 /**
  * The commands written and not answered yet, in rings of numbers (no object per command): where

@@ -29,6 +29,7 @@ import type { Redis } from 'ioredis';
 import type { Checkpoint } from './checkpoint.js';
 import { copyInPieces } from './pieces.js';
 import { type Run, progress } from './run.js';
+import { copyInto, decimalDigits, writeDecimal } from './resp.js';
 
 type DatabaseState = Checkpoint['databases'][string];
 
@@ -68,36 +69,6 @@ const REPLACE = encode('$7\r\nREPLACE\r\n');
 const IDLETIME_OPTION = encode('$8\r\nIDLETIME\r\n');
 const FREQ_OPTION = encode('$4\r\nFREQ\r\n');
 const TTL_NONE = encode('$1\r\n0\r\n');
-
-/** Copies bytes; short runs by hand, which beats a native call for the few bytes of a key. */
-function copyInto(target: Buffer, offset: number, source: Buffer, start: number, end: number): number {
-  const length = end - start;
-  if (length < 48) {
-    for (let index = 0; index < length; index++) target[offset + index] = source[start + index] as number;
-  } else source.copy(target, offset, start, end);
-  return offset + length;
-}
-
-function decimalDigits(value: number): number {
-  let digits = 1;
-  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
-  return digits;
-}
-
-/** The decimal digits of a non-negative integer, written at `offset`: the new offset. */
-function writeDecimal(target: Buffer, offset: number, value: number): number {
-  if (value < 10) {
-    target[offset] = 48 + value;
-    return offset + 1;
-  }
-  const digits = decimalDigits(value);
-  let rest = value;
-  for (let index = offset + digits - 1; index >= offset; index--) {
-    target[index] = 48 + (rest % 10);
-    rest = Math.floor(rest / 10);
-  }
-  return offset + digits;
-}
 
 /** A plain socket to a Redis server: commands are built into large buffers and written in bulk. */
 class RespSocket {
