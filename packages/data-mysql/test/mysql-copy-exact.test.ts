@@ -4,17 +4,15 @@
  * checked against the source independently of the mover's verify: `mysqldump --hex-blob` of both
  * sides (in UTC, with routines, triggers and events), and FLOAT values compared bit for bit.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CancelledError, ValidationError } from '@armada/core';
 import { startMariaDbServer, type MariaDbServer } from '@armada/testkit';
-import { createConnection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MysqlDataMover } from '../src/index.js';
+import { TIME_ZONE, connect, dump, select, sql } from './support.js';
 
-const TIME_ZONE = 'America/New_York';
 let source: MariaDbServer;
 const started: MariaDbServer[] = [];
 const newTarget = async () => {
@@ -23,33 +21,6 @@ const newTarget = async () => {
   return server;
 };
 const endpoint = (server: MariaDbServer, database: string) => ({ host: server.host, port: server.port, user: 'root', databases: [database] });
-/** mysqldump, the standard tool, as the independent judge: UTC (its default), BLOBs in hex, every object kind. */
-const dump = (server: MariaDbServer, database: string) =>
-  execFileSync(
-    'mysqldump',
-    ['--no-defaults', '-h', server.host, '-P', String(server.port), '-u', 'root', '--skip-dump-date', '--skip-comments', '--order-by-primary', '--hex-blob', '--routines', '--triggers', '--events', '--databases', database],
-    { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 },
-  );
-const connect = (server: MariaDbServer) => createConnection({ host: server.host, port: server.port, user: 'root', multipleStatements: true, dateStrings: true, supportBigNumbers: true, bigNumberStrings: true });
-async function sql(server: MariaDbServer, statements: string, values: unknown[] = []): Promise<unknown> {
-  const connection = await connect(server);
-  try {
-    return (await connection.query(statements, values))[0];
-  } finally {
-    await connection.end();
-  }
-}
-/** Rows of one SELECT, read in UTC (so TIMESTAMPs are instants, whatever the server's zone). */
-async function select(server: MariaDbServer, query: string, values: unknown[] = []): Promise<Array<Record<string, unknown>>> {
-  const connection = await connect(server);
-  try {
-    await connection.query("SET time_zone = '+00:00'");
-    return (await connection.query(query, values))[0] as Array<Record<string, unknown>>;
-  } finally {
-    await connection.end();
-  }
-}
-
 beforeAll(async () => {
   source = await startMariaDbServer({ timeZone: TIME_ZONE });
 }, 120_000);

@@ -7,19 +7,17 @@
  * mover's verify (mysqldump of both sides, in UTC, BLOBs in hex, every object kind; calling the
  * programs on both sides), then verify is shown to pass, and to name each difference made by hand.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CancelledError, ValidationError } from '@armada/core';
 import { startMariaDbServer, type MariaDbServer } from '@armada/testkit';
-import { createConnection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MysqlDataMover, type MysqlCopyOptions } from '../src/index.js';
 import { loadSakila, runClient } from './fixtures/sakila/load.js';
+import { TIME_ZONE, dump, select, sql } from './support.js';
 
-const TIME_ZONE = 'America/New_York';
 const STRICT = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION';
 let source: MariaDbServer;
 const started: MariaDbServer[] = [];
@@ -29,25 +27,6 @@ const newServer = async (args?: string[]) => {
   return server;
 };
 const endpoint = (server: MariaDbServer, database: string, user = 'root', password?: string) => ({ host: server.host, port: server.port, user, ...(password ? { password } : {}), databases: [database] });
-/** mysqldump, the standard tool, as the independent judge: UTC (its default), BLOBs in hex, every object kind. */
-const dump = (server: MariaDbServer, database: string) =>
-  execFileSync(
-    'mysqldump',
-    ['--no-defaults', '-h', server.host, '-P', String(server.port), '-u', 'root', '--skip-dump-date', '--skip-comments', '--order-by-primary', '--hex-blob', '--routines', '--triggers', '--events', '--databases', database],
-    { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 },
-  );
-const connect = (server: MariaDbServer) => createConnection({ host: server.host, port: server.port, user: 'root', multipleStatements: true, dateStrings: true, supportBigNumbers: true, bigNumberStrings: true });
-/** Runs statements; returns the result of the last (or of each, for several). */
-async function sql(server: MariaDbServer, statements: string, values: unknown[] = []): Promise<unknown> {
-  const connection = await connect(server);
-  try {
-    return (await connection.query(statements, values))[0];
-  } finally {
-    await connection.end();
-  }
-}
-/** Rows of one SELECT, read in UTC. */
-const select = async (server: MariaDbServer, query: string, values: unknown[] = []) => (await sql(server, `SET time_zone = '+00:00'; ${query}`, values) as unknown[])[1] as Array<Record<string, unknown>>;
 const copy = (from: MariaDbServer, to: MariaDbServer, database: string, options: MysqlCopyOptions = {}) => new MysqlDataMover().copy(endpoint(from, database), endpoint(to, database), options);
 const verify = (from: MariaDbServer, to: MariaDbServer, database: string, options: Parameters<MysqlDataMover['verify']>[2] = {}) => new MysqlDataMover().verify(endpoint(from, database), endpoint(to, database), options);
 const binlogAt = async (server: MariaDbServer) => {
