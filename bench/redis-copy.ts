@@ -148,6 +148,7 @@ try {
       ratioToRedisCli: Number((copy.copyMs / cliMs).toFixed(2)),
       copyPeakRssMB: copy.peakRssMB,
       verifyMs: Math.round(verifyMs),
+      verifyRatio: Number((verifyMs / copy.copyMs).toFixed(2)),
       verified: verified.ok && copyDigest === sourceDigest,
       ...(copy.strategy === 'rdb' ? { rdbCopyMs: copy.copyMs, rdbRatio: Number((copy.copyMs / syncMs).toFixed(2)), rdbRatioToRedisCli: Number((copy.copyMs / cliMs).toFixed(2)), rdbPeakRssMB: copy.peakRssMB } : {}),
       scanCopyMs: scan.copyMs,

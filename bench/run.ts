@@ -38,6 +38,7 @@ console.log(`  mover copy (scan strategy)         ${String(redis.scanCopyMs).pad
 console.log(`  redis-cli --scan + MIGRATE         ${String(redis.redisCliMigrateMs).padStart(7)} ms`);
 console.log(`  SCAN + DUMP | redis-cli --pipe     ${String(redis.redisCliPipeMs).padStart(7)} ms   ratio to REPLICAOF ${redis.redisCliPipeRatio}`);
 console.log(`  rdb / REPLICAOF                    ${String(redis.rdbRatio ?? '-').padStart(7)}      target <= 1.2`);
+console.log(`  verify / copy                      ${String(redis.verifyRatio).padStart(7)}      target <= 1`);
 console.log(`  scan / REPLICAOF                   ${String(redis.scanRatio).padStart(7)}      target <= 3; scan / redis-cli --pipe ${redis.scanRatioToRedisCliPipe}, scan / MIGRATE ${redis.scanRatioToRedisCli}`);
 
 console.log('\nMySQL mover against mysqldump | mysql and mydumper/myloader (2 threads each), same generated data (470,000 rows):');
@@ -62,6 +63,7 @@ if (redis.copyStrategy !== 'rdb') failures.push(`the Redis copy took strategy ${
 if (Number(redis.rdbRatio ?? redis.ratio) > 1.2) failures.push(`Redis rdb copy at ${redis.rdbRatio ?? redis.ratio}x the REPLICAOF full sync (target <= 1.2x)`);
 if (Number(redis.scanRatio) > 3) failures.push(`Redis scan copy at ${redis.scanRatio}x the REPLICAOF full sync (target <= 3x)`);
 if (redis.scanVerified !== true) failures.push('the Redis scan copy did not verify');
+if (Number(redis.verifyRatio) > 1) failures.push(`Redis verify at ${redis.verifyRatio}x its copy (target: at most the copy)`);
 if (Number(redis.copyPeakRssMB) >= 300) failures.push(`Redis copy peaked at ${redis.copyPeakRssMB} MB (target < 300 MB)`);
 if (redis.verified !== true) failures.push('the Redis copy did not verify');
 if (Number(aws.ratio) > 1.15) failures.push(`AWS apply at ${aws.ratio}x the critical path (target <= 1.15x)`);
