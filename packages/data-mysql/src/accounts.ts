@@ -9,6 +9,7 @@
  */
 import { ArmadaError } from '@armada/core';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
+import { literal } from './sql.js';
 
 export interface MysqlUsersOptions {
   /**
@@ -44,7 +45,6 @@ export interface AccountsReport {
 const SYSTEM_USERS = new Set(['', 'root', 'mariadb.sys', 'PUBLIC', 'debian-sys-maint', 'rdsadmin', 'rdsrepladmin']);
 export const isSystemAccount = (user: string) => SYSTEM_USERS.has(user) || user.startsWith('mysql.');
 
-const literal = (value: string) => `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
 export const accountName = (account: Account) => (account.role ? literal(account.user) : `${literal(account.user)}@${literal(account.host)}`);
 
 /** Every account of a server (MariaDB says which are roles; MySQL's roles are ordinary accounts). */

@@ -8,6 +8,7 @@
  * adds only what is missing, whichever mode its first run used.
  */
 import type { Connection, RowDataPacket } from 'mysql2/promise';
+import { qualified } from './sql.js';
 
 /** A key or foreign key left out of `CREATE TABLE`, added back after the load. */
 export interface DeferredPart {
@@ -124,7 +125,6 @@ export async function buildDeferred(writer: Connection, database: string, table:
   const present = new Set([...indexes.map((row) => `index:${row.name}`), ...foreign.map((row) => `foreign:${row.name}`)]);
   const missing = deferred.filter((part) => !present.has(`${part.kind}:${part.name}`));
   if (missing.length === 0) return 0;
-  const quote = (name: string) => `\`${name.replaceAll('`', '``')}\``;
-  await writer.query(`ALTER TABLE ${quote(database)}.${quote(table)} ${missing.map((part) => `ADD ${part.definition}`).join(', ')}`);
+  await writer.query(`ALTER TABLE ${qualified(database, table)} ${missing.map((part) => `ADD ${part.definition}`).join(', ')}`);
   return missing.length;
 }

@@ -38,6 +38,7 @@ import { preflightMysql } from './preflight.js';
 import { replicateMysql } from './replication.js';
 import { checkTablesUnchanged, definitionDigest, readCheckpoint, resumeFrom } from './resume.js';
 import {
+  type DefinerPolicy,
   type ObjectCopyContext,
   type StoredEvent,
   type StoredRoutine,
@@ -52,7 +53,7 @@ import {
   views,
 } from './schema/index.js';
 import { type Connection, connectTo, databasesOf, quoteName, rows, where } from './sql.js';
-import { type TablePlan, tablePlans } from './tables.js';
+import { type TablePlan, listTables, tablePlans } from './tables.js';
 import { type MysqlVerifyOptions, verifyMysql } from './verify.js';
 
 export const MYSQL_DATA_MOVER_ID = 'mysql';
@@ -204,13 +205,13 @@ async function readDatabase(reader: Connection, database: string, options: Mysql
     if (error.errno === 1049) throw new ValidationError(`The source has no database ${database}.`, { issues: [{ path: `source.databases.${database}`, message: 'no such database on the source', fix: 'name a database the source has' }] });
     throw error;
   });
-  const names = await rows<{ name: string }>(reader, "SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME", [database]);
+  const listed = await listTables(reader, database);
   const createTables = new Map<string, string>();
-  for (const { name } of names) {
+  for (const { name } of listed) {
     const [definition] = await rows<Record<string, string>>(reader, `SHOW CREATE TABLE ${quoteName(database)}.${quoteName(name)}`);
     createTables.set(name, String(definition?.['Create Table']));
   }
-  const plans = await tablePlans(reader, database, createTables);
+  const plans = await tablePlans(reader, database, { tables: listed, createTables });
   const facts = options.deferIndexes !== false || resumed ? await keyFacts(reader, database) : new Map();
   const tables = plans.map((plan) => {
     const createTable = createTables.get(plan.table) ?? '';
@@ -232,12 +233,9 @@ async function readDatabase(reader: Connection, database: string, options: Mysql
 }
 
 /** DEFINERs the copy keeps that are not the target login itself: creating objects for them needs SET USER (or SUPER). */
-async function keptDefiners(target: Connection, databases: SourceDatabase[], keepsDefiner: (definer: string) => boolean): Promise<string[]> {
-  const [own] = await rows<{ user: string }>(target, 'SELECT CURRENT_USER() AS user');
-  const at = own?.user.lastIndexOf('@') ?? -1;
-  const login = own && at >= 0 ? `\`${own.user.slice(0, at)}\`@\`${own.user.slice(at + 1)}\`` : '';
+function keptDefiners(databases: SourceDatabase[], keepsDefiner: DefinerPolicy): string[] {
   const definers = databases.flatMap((database) => [...database.routines, ...database.views, ...database.triggers, ...database.events].flatMap((object) => (object.definer ? [object.definer] : [])));
-  return [...new Set(definers)].filter((definer) => definer !== login && keepsDefiner(definer));
+  return [...new Set(definers)].filter((definer) => definer !== keepsDefiner.login && keepsDefiner(definer));
 }
 
 export class MysqlDataMover implements DataMoverV1 {
@@ -315,7 +313,7 @@ export class MysqlDataMover implements DataMoverV1 {
           sequences: sourceDatabases.some((database) => database.sequences.length > 0),
           versioned: allTables.some((table) => table.plan.kind === 'versioned'),
         },
-        keptDefiners: await keptDefiners(target, sourceDatabases, keepsDefiner),
+        keptDefiners: keptDefiners(sourceDatabases, keepsDefiner),
         replaceExisting: options.replaceExisting === true && !resumed,
         users: accounts.length > 0,
         loadData,

@@ -77,11 +77,13 @@ export async function listTables(connection: Connection, database: string): Prom
 }
 
 /**
- * The plan of every table of a database. `createTables` maps a table to its `SHOW CREATE TABLE`
- * text (only versioned tables need it, for their period columns).
+ * The plan of every table of a database. `tables`: the database's tables when the caller has
+ * listed them already (else they are listed here); `createTables` maps a table to its `SHOW
+ * CREATE TABLE` text (only versioned tables need it, for their period columns).
  */
-export async function tablePlans(connection: Connection, database: string, createTables?: Map<string, string>): Promise<TablePlan[]> {
-  const tables = await listTables(connection, database);
+export async function tablePlans(connection: Connection, database: string, known: { tables?: SourceTable[]; createTables?: Map<string, string> } = {}): Promise<TablePlan[]> {
+  const { createTables } = known;
+  const tables = known.tables ?? (await listTables(connection, database));
   const columns = await rows<{ tableName: string; name: string; key: string; type: string; generated: string; extra: string; nullable: string }>(
     connection,
     'SELECT TABLE_NAME AS tableName, COLUMN_NAME AS name, COLUMN_KEY AS `key`, DATA_TYPE AS type, IS_GENERATED AS generated, EXTRA AS extra, IS_NULLABLE AS nullable FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION',

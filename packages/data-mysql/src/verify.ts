@@ -384,7 +384,7 @@ export async function verifyMysql(sourceEndpoint: DataEndpoint, targetEndpoint: 
         const tables = await listTables(connection, database);
         const createTables = new Map<string, string>();
         for (const table of tables.filter((entry) => entry.kind === 'versioned')) createTables.set(table.name, await showCreateTable(connection, database, table.name));
-        return new Map((await tablePlans(connection, database, createTables)).map((plan) => [plan.table, plan]));
+        return new Map((await tablePlans(connection, database, { tables, createTables })).map((plan) => [plan.table, plan]));
       };
       const [sourcePlans, targetPlans] = await Promise.all([plansOf(control.source), plansOf(control.target)]);
       const names = sortedUnion([...sourcePlans.keys()], [...targetPlans.keys()]);

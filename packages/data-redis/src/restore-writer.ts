@@ -10,11 +10,11 @@
  * under an LRU / LFU maxmemory-policy). The target applies FREQ only if its own policy is LFU,
  * and IDLETIME only if it is not (Redis keeps one of the two per key): otherwise it is ignored.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { ArmadaError, type DataEndpoint } from '@armada/core';
 import { Crc64 } from './crc64.js';
 import type { RdbRecord } from './rdb.js';
-import { copyInto, decimalDigits, writeDecimal } from './resp.js';
+import { connectRaw, copyInto, encodeCommand, writeBulkInteger, writeDecimal } from './resp.js';
 
 const CHUNK = 1 << 20;
 const FLUSH_BYTES = 256 * 1024;
@@ -22,9 +22,8 @@ const RESTORE_HEAD = Buffer.from('*6\r\n$7\r\nRESTORE\r\n$');
 // With IDLETIME or FREQ: two arguments more.
 const RESTORE_HEAD_8 = Buffer.from('*8\r\n$7\r\nRESTORE\r\n$');
 const RESTORE_TAIL = Buffer.from('\r\n$6\r\nABSTTL\r\n$7\r\nREPLACE\r\n');
-const IDLETIME = Buffer.from('$8\r\nIDLETIME\r\n$');
-const FREQ = Buffer.from('$4\r\nFREQ\r\n$');
-const CRLF = Buffer.from('\r\n');
+const IDLETIME = Buffer.from('$8\r\nIDLETIME\r\n');
+const FREQ = Buffer.from('$4\r\nFREQ\r\n');
 const TTL_NONE = Buffer.from('$1\r\n0\r\n');
 
 const mebibytes = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -116,20 +115,7 @@ export class RestoreWriter {
 
   /** Connects (and authenticates) to the target. */
   static async open(endpoint: DataEndpoint): Promise<RestoreWriter> {
-    const where = `${endpoint.host}:${endpoint.port}`;
-    const socket = connect({ host: endpoint.host, port: endpoint.port, noDelay: true });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', (error) => reject(new ArmadaError('Unknown', `Cannot reach the target Redis at ${where}: ${error.message}`, { cause: error })));
-    });
-    const writer = new RestoreWriter(socket, where);
-    if (endpoint.password) {
-      writer.command(endpoint.user ? ['AUTH', endpoint.user, endpoint.password] : ['AUTH', endpoint.password], -1);
-      await writer.drain().catch(() => {
-        throw new ArmadaError('Unknown', `Cannot reach the target Redis at ${where}: authentication failed.`);
-      });
-    }
-    return writer;
+    return new RestoreWriter(await connectRaw(endpoint, 'target'), `${endpoint.host}:${endpoint.port}`);
   }
 
   /** The RDB version the payloads carry (the source's, from its RDB header). */
@@ -151,16 +137,11 @@ export class RestoreWriter {
     this.blocks.push({ buffer: this.out, start: this.outStart });
   }
 
-  /** A plain command (SELECT, AUTH), answered by +OK. */
+  /** A plain command (SELECT), answered by +OK. */
   private command(args: string[], db: number): void {
-    const parts = args.map((arg) => Buffer.from(arg));
-    this.ensure(16 + parts.reduce((sum, part) => sum + part.length + 16, 0));
-    this.used += this.out.write(`*${parts.length}\r\n`, this.used, 'latin1');
-    for (const part of parts) {
-      this.used += this.out.write(`$${part.length}\r\n`, this.used, 'latin1');
-      this.used += part.copy(this.out, this.used);
-      this.used += CRLF.copy(this.out, this.used);
-    }
+    const encoded = encodeCommand(args);
+    this.ensure(encoded.length);
+    this.used = copyInto(this.out, this.used, encoded, 0, encoded.length);
     this.commands++;
     this.pending.push(0, -1, db, this.outStart + this.used);
   }
@@ -191,16 +172,7 @@ export class RestoreWriter {
     out[at++] = 13;
     out[at++] = 10;
     const ttl = Math.max(record.expireAt, 0);
-    if (ttl === 0) at = copyInto(out, at, TTL_NONE, 0, TTL_NONE.length);
-    else {
-      out[at++] = 36; // $
-      at = writeDecimal(out, at, decimalDigits(ttl));
-      out[at++] = 13;
-      out[at++] = 10;
-      at = writeDecimal(out, at, ttl);
-      out[at++] = 13;
-      out[at++] = 10;
-    }
+    at = ttl === 0 ? copyInto(out, at, TTL_NONE, 0, TTL_NONE.length) : writeBulkInteger(out, at, ttl);
     out[at++] = 36;
     at = writeDecimal(out, at, payload);
     out[at++] = 13;
@@ -221,12 +193,7 @@ export class RestoreWriter {
     if (meta >= 0) {
       const name = lfu ? FREQ : IDLETIME;
       at = copyInto(out, at, name, 0, name.length);
-      at = writeDecimal(out, at, decimalDigits(meta));
-      out[at++] = 13;
-      out[at++] = 10;
-      at = writeDecimal(out, at, meta);
-      out[at++] = 13;
-      out[at++] = 10;
+      at = writeBulkInteger(out, at, meta);
     }
     this.used = at;
     this.commands++;

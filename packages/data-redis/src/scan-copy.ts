@@ -23,13 +23,13 @@
  * keys copied; batches are done in SCAN order, and the checkpoint's cursor moves past each, so a
  * killed copy resumes after the last batch that is wholly on the target.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { ArmadaError, CancelledError, type DataEndpoint } from '@armada/core';
 import type { Redis } from 'ioredis';
 import type { Checkpoint } from './checkpoint.js';
 import { copyInPieces } from './pieces.js';
 import { type Run, progress } from './run.js';
-import { copyInto, decimalDigits, writeDecimal } from './resp.js';
+import { connectRaw, copyInto, encodeCommand, writeBulk, writeBulkInteger } from './resp.js';
 
 type DatabaseState = Checkpoint['databases'][string];
 
@@ -99,33 +99,7 @@ class RespSocket {
 
   /** Connects, and authenticates if the endpoint has a password (before any other command). */
   static async open(endpoint: DataEndpoint, role: 'source' | 'target'): Promise<RespSocket> {
-    const where = `${endpoint.host}:${endpoint.port}`;
-    const socket = connect({ host: endpoint.host, port: endpoint.port, noDelay: true });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', (error) => reject(new ArmadaError('Unknown', `Cannot reach the ${role} Redis at ${where}: ${error.message}`, { cause: error })));
-    });
-    if (endpoint.password) {
-      const args = endpoint.user ? ['AUTH', endpoint.user, endpoint.password] : ['AUTH', endpoint.password];
-      socket.write(`*${args.length}\r\n${args.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`).join('')}`);
-      const reply = await new Promise<string>((resolve, reject) => {
-        let text = '';
-        const onData = (chunk: Buffer) => {
-          text += chunk.toString('latin1');
-          if (!text.includes('\n')) return;
-          socket.off('data', onData);
-          resolve(text);
-        };
-        socket.on('data', onData);
-        socket.once('error', reject);
-        socket.once('close', () => reject(new Error('closed')));
-      }).catch((error: Error) => `-${error.message}`);
-      if (!reply.startsWith('+')) {
-        socket.destroy();
-        throw new ArmadaError('Unknown', `Cannot reach the ${role} Redis at ${where}: authentication failed.`);
-      }
-    }
-    return new RespSocket(socket, where, role);
+    return new RespSocket(await connectRaw(endpoint, role), `${endpoint.host}:${endpoint.port}`, role);
   }
 
   /** Room for `bytes` more in the output buffer (a new buffer when the current one is full). */
@@ -139,30 +113,21 @@ class RespSocket {
 
   /** A whole command, from its arguments (for the rare ones: SELECT). */
   command(...args: Array<string | Buffer>): void {
-    const parts = args.map((arg) => (typeof arg === 'string' ? Buffer.from(arg) : arg));
-    this.ensure(16 + parts.reduce((sum, part) => sum + part.length + 16, 0));
-    const before = this.used;
-    this.used += this.out.write(`*${parts.length}\r\n`, this.used, 'latin1');
-    for (const part of parts) {
-      this.used += this.out.write(`$${part.length}\r\n`, this.used, 'latin1');
-      this.used += part.copy(this.out, this.used);
-      this.out[this.used++] = 13;
-      this.out[this.used++] = 10;
-    }
-    this.produced += this.used - before;
+    const encoded = encodeCommand(args);
+    this.ensure(encoded.length);
+    this.raw(encoded);
   }
 
   /** Writes `$<length>\r\n<bytes>\r\n` (room must have been ensured). */
   bulk(bytes: Buffer, start: number, end: number): void {
-    const out = this.out;
-    let at = this.used;
-    out[at++] = 36;
-    at = writeDecimal(out, at, end - start);
-    out[at++] = 13;
-    out[at++] = 10;
-    at = copyInto(out, at, bytes, start, end);
-    out[at++] = 13;
-    out[at++] = 10;
+    const at = writeBulk(this.out, this.used, bytes, start, end);
+    this.produced += at - this.used;
+    this.used = at;
+  }
+
+  /** Writes a non-negative integer argument, `$<digits>\r\n<value>\r\n` (room must have been ensured). */
+  bulkInteger(value: number): void {
+    const at = writeBulkInteger(this.out, this.used, value);
     this.produced += at - this.used;
     this.used = at;
   }
@@ -674,35 +639,14 @@ class ScanCopier {
     const withMeta = this.meta === 'FREQ' ? meta >= 0 : this.meta !== undefined && meta > 0;
     out.raw(RESTORE_HEAD[(expireAt > 0 ? 1 : 0) + (withMeta ? 2 : 0)] as Buffer);
     out.bulk(key, 0, key.length);
-    if (expireAt > 0) {
-      const bytes = out.out;
-      let at = out.used;
-      bytes[at++] = 36;
-      at = writeDecimal(bytes, at, decimalDigits(expireAt));
-      bytes[at++] = 13;
-      bytes[at++] = 10;
-      at = writeDecimal(bytes, at, expireAt);
-      bytes[at++] = 13;
-      bytes[at++] = 10;
-      out.produced += at - out.used;
-      out.used = at;
-    } else out.raw(TTL_NONE);
+    if (expireAt > 0) out.bulkInteger(expireAt);
+    else out.raw(TTL_NONE);
     out.bulk(buffer, this.start, this.end);
     out.raw(REPLACE);
     if (expireAt > 0) out.raw(ABSTTL);
     if (withMeta) {
       out.raw(this.meta === 'FREQ' ? FREQ_OPTION : IDLETIME_OPTION);
-      const bytes = out.out;
-      let at = out.used;
-      bytes[at++] = 36;
-      at = writeDecimal(bytes, at, decimalDigits(meta));
-      bytes[at++] = 13;
-      bytes[at++] = 10;
-      at = writeDecimal(bytes, at, meta);
-      bytes[at++] = 13;
-      bytes[at++] = 10;
-      out.produced += at - out.used;
-      out.used = at;
+      out.bulkInteger(meta);
     }
     this.pend(key, batch);
     batch.restoring++;

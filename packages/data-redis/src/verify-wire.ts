@@ -15,9 +15,9 @@
  * PEXPIRETIME comes first for each key: on a master it reclaims a key whose TTL has passed (a
  * replica answers it as absent), so that GETRANGE then sees it absent too.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { ArmadaError, type DataEndpoint } from '@armada/core';
-import { copyInto, writeDecimal } from './resp.js';
+import { connectRaw, copyInto, encodeCommand, writeBulk } from './resp.js';
 
 const CR = 13;
 const EMPTY = Buffer.alloc(0);
@@ -102,20 +102,12 @@ export class WireConnection {
 
   /** Connects and authenticates as the client verify opened already did (so the password is known to work). */
   static async open(endpoint: DataEndpoint, role: 'source' | 'target'): Promise<WireConnection> {
-    const socket = connect({ host: endpoint.host, port: endpoint.port, noDelay: true });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', (error) => reject(new ArmadaError('Unknown', `Redis verify: cannot reach the ${role}: ${error.message}`, { cause: error })));
-    });
-    const connection = new WireConnection(socket, role);
-    if (endpoint.password) await connection.call(...(endpoint.user ? ['AUTH', endpoint.user, endpoint.password] : ['AUTH', endpoint.password]));
-    return connection;
+    return new WireConnection(await connectRaw(endpoint, role), role);
   }
 
-  /** One command (AUTH, SELECT); its error reply thrown. */
+  /** One command (SELECT); its error reply thrown. */
   async call(...args: string[]): Promise<void> {
-    const parts = args.map((arg) => Buffer.from(arg));
-    await this.send(Buffer.concat([Buffer.from(`*${parts.length}\r\n`), ...parts.flatMap((part) => [Buffer.from(`$${part.length}\r\n`), part, Buffer.from('\r\n')])]), 1);
+    await this.send(encodeCommand(args), 1);
   }
 
   /**
@@ -191,14 +183,7 @@ export class Commands {
     this.room(head.length + key.length + tail.length + 16);
     // Byte by byte (copyInto, writeDecimal): cheaper than Buffer.write and copy for short parts.
     const out = this.out;
-    let at = copyInto(out, this.used, head, 0, head.length);
-    out[at++] = 36;
-    at = writeDecimal(out, at, key.length);
-    out[at++] = 13;
-    out[at++] = 10;
-    at = copyInto(out, at, key, 0, key.length);
-    out[at++] = 13;
-    out[at++] = 10;
+    const at = writeBulk(out, copyInto(out, this.used, head, 0, head.length), key, 0, key.length);
     this.used = copyInto(out, at, tail, 0, tail.length);
     this.count++;
   }

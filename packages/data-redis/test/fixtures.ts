@@ -4,6 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { Crc64 } from '../src/crc64.js';
+import type { RdbRecord } from '../src/rdb.js';
 
 /** Deterministic pseudo-random bytes (incompressible, so LZF leaves them alone). */
 export function noise(length: number, seed = 1): Buffer {
@@ -78,4 +80,16 @@ export async function populateEveryEncoding(client: Redis): Promise<{ bigKeys: s
   for (let index = 0; index < 2000; index++) pipeline.set(`bulk:${index}`, `${index}`);
   await pipeline.exec();
   return { bigKeys: ['big:hash', 'big:string'] };
+}
+
+/**
+ * The DUMP-style payload of a parsed record, built as restore-writer.ts builds it on its hot path:
+ * type byte, value bytes, the RDB version (2 bytes LE) and the CRC-64 of all that (8 bytes LE).
+ */
+export function payloadOf(record: RdbRecord, rdbVersion: number): Buffer {
+  const value = Buffer.concat([Buffer.from([record.type]), ...record.parts, record.valueBuffer.subarray(record.valueStart, record.valueEnd)]);
+  const footer = Buffer.alloc(10);
+  footer.writeUInt16LE(rdbVersion, 0);
+  new Crc64().update(value).update(footer, 0, 2).writeLE(footer, 2);
+  return Buffer.concat([value, footer]);
 }

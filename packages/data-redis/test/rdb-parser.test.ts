@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Crc64, crc64 } from '../src/crc64.js';
 import { RdbParser, RdbUnsupportedError, lzfDecompress, type RdbRecord } from '../src/rdb.js';
-import { noise, populateEveryEncoding } from './fixtures.js';
+import { noise, payloadOf, populateEveryEncoding } from './fixtures.js';
 
 let server: RedisServer;
 let client: Redis;
@@ -24,13 +24,9 @@ function parse(file: Buffer, sizes: number[], maxValueBytes?: number) {
     {
       wants: () => true,
       onKey(record: RdbRecord) {
-        const value = Buffer.concat([Buffer.from([record.type]), ...record.parts, record.valueBuffer.subarray(record.valueStart, record.valueEnd)]);
-        expect(value.length).toBe(record.length + 1);
-        const footer = Buffer.alloc(10);
-        footer.writeUInt16LE(parser.version, 0);
-        const crc = new Crc64().update(value).update(footer, 0, 2);
-        crc.writeLE(footer, 2);
-        payloads.set(record.keyBuffer.subarray(record.keyStart, record.keyEnd).toString('latin1'), Buffer.concat([value, footer]));
+        const payload = payloadOf(record, parser.version);
+        expect(payload.length).toBe(record.length + 1 + 10);
+        payloads.set(record.keyBuffer.subarray(record.keyStart, record.keyEnd).toString('latin1'), payload);
       },
       onBigKey(_db, key) {
         big.push(key.toString('latin1'));

@@ -27,7 +27,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Crc64 } from '../src/crc64.js';
+import { payloadOf } from './fixtures.js';
 import { RdbParser, type RdbRecord } from '../src/rdb.js';
 
 const ASSETS = fileURLToPath(new URL('./fixtures/redis-assets/', import.meta.url));
@@ -49,18 +49,14 @@ function parse(file: Buffer, sizes: number[]) {
   const parser = new RdbParser({
     wants: () => true,
     onKey(record: RdbRecord) {
-      const value = Buffer.concat([Buffer.from([record.type]), ...record.parts, record.valueBuffer.subarray(record.valueStart, record.valueEnd)]);
-      expect(value.length).toBe(record.length + 1);
-      const footer = Buffer.alloc(10);
-      footer.writeUInt16LE(parser.version, 0);
-      const crc = new Crc64().update(value).update(footer, 0, 2);
-      crc.writeLE(footer, 2);
+      const payload = payloadOf(record, parser.version);
+      expect(payload.length).toBe(record.length + 1 + 10);
       keys.push({
         db: record.db,
         key: Buffer.from(record.keyBuffer.subarray(record.keyStart, record.keyEnd)),
         expireAt: record.expireAt,
         type: record.type,
-        payload: Buffer.concat([value, footer]),
+        payload,
       });
     },
     onBigKey(_db, key) {

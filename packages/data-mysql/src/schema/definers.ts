@@ -5,7 +5,7 @@
  * so such a clause is left out (the copy's login becomes the definer) and the copy says so.
  */
 import type { Connection } from '../sql.js';
-import { rows } from '../sql.js';
+import { quoteName, rows } from '../sql.js';
 
 export interface DefinerAccount {
   user: string;
@@ -39,10 +39,7 @@ export function parseAccount(text: string): DefinerAccount | undefined {
 }
 
 /** An account as SHOW CREATE prints it by default: `app`@`%` (a role: `r`). */
-export const printAccount = (account: DefinerAccount) => {
-  const quote = (part: string) => `\`${part.replaceAll('`', '``')}\``;
-  return account.host === '' ? quote(account.user) : `${quote(account.user)}@${quote(account.host)}`;
-};
+export const printAccount = (account: DefinerAccount) => (account.host === '' ? quoteName(account.user) : `${quoteName(account.user)}@${quoteName(account.host)}`);
 
 const accountKey = (account: DefinerAccount) => `${account.user}\u0000${account.host}`;
 
@@ -66,7 +63,8 @@ export async function definerPolicy(target: Connection, alsoCopied: string[]): P
   const [current] = await rows<{ account: string }>(target, 'SELECT CURRENT_USER() AS account');
   // CURRENT_USER() is user@host unquoted; the last @ separates them (a user name may hold one).
   const at = current?.account.lastIndexOf('@') ?? -1;
-  if (current && at >= 0) known.add(accountKey({ user: current.account.slice(0, at), host: current.account.slice(at + 1) }));
+  const login = current && at >= 0 ? { user: current.account.slice(0, at), host: current.account.slice(at + 1) } : undefined;
+  if (login) known.add(accountKey(login));
   const accounts = await rows<{ user: string; host: string }>(target, 'SELECT User AS user, Host AS host FROM mysql.user').catch(() => undefined);
   for (const account of accounts ?? []) known.add(accountKey({ user: String(account.user), host: String(account.host) }));
   for (const copied of alsoCopied) {
@@ -77,14 +75,18 @@ export async function definerPolicy(target: Connection, alsoCopied: string[]): P
     const account = parseAccount(definer);
     return account !== undefined && known.has(accountKey(account));
   };
-  return Object.assign(keeps, { accountsKnown: accounts !== undefined });
+  return Object.assign(keeps, { accountsKnown: accounts !== undefined, ...(login ? { login: printAccount(login) } : {}) });
 }
 
 /**
  * Whether a DEFINER is kept on the target; `accountsKnown` is false when the target login cannot
  * read mysql.user, so that only the login itself is known to exist.
  */
-export type DefinerPolicy = ((definer: string) => boolean) & { accountsKnown?: boolean };
+export type DefinerPolicy = ((definer: string) => boolean) & {
+  accountsKnown?: boolean;
+  /** The target login itself, printed as a DEFINER is (`migrator`@`%`). */
+  login?: string;
+};
 
 /** The statement to create on the target: the DEFINER kept where the policy says, otherwise left out and reported. */
 export function withCheckedDefiner(object: string, statement: string, definer: string | undefined, context: { keepsDefiner: DefinerPolicy; warn(message: string): void }): string {

@@ -5,7 +5,7 @@
  * views before the data, triggers (so they do not fire during the load) and events after it.
  */
 export type { CompareResult, ObjectCopyContext, SchemaObjectKind } from './types.js';
-export { definerPolicy } from './definers.js';
+export { type DefinerPolicy, definerPolicy } from './definers.js';
 export { events, routines, triggers, type RoutineType, type StoredEvent, type StoredRoutine, type StoredTrigger } from './programs.js';
 export { sequences, type StoredSequence } from './sequences.js';
 export { views, type StoredView } from './views.js';
