@@ -85,28 +85,47 @@ const TYPE_NAMES: Record<number, string> = { 6: 'a module value (pre-GA format)'
 /** Decompresses an LZF block (the format Redis uses for compressed RDB strings). */
 export function lzfDecompress(input: Uint8Array, outputLength: number): Buffer {
   const output = Buffer.allocUnsafe(outputLength);
-  let ip = 0;
-  let op = 0;
-  while (ip < input.length) {
+  lzfDecompressInto(input, 0, input.length, output, 0, outputLength);
+  return output;
+}
+
+/**
+ * Decompresses `input[start, end)` into `output` at `at`, `length` bytes: no allocation, and short
+ * runs copied by hand (most compressed values are short), for the hot paths of verify.
+ */
+export function lzfDecompressInto(input: Uint8Array, start: number, end: number, output: Uint8Array, at: number, length: number): void {
+  const limit = at + length;
+  let ip = start;
+  let op = at;
+  while (ip < end) {
     const control = input[ip++] as number;
     if (control < 32) {
-      const length = control + 1;
-      if (op + length > outputLength || ip + length > input.length) throw new RdbFormatError('Invalid LZF compressed string.');
-      output.set(input.subarray(ip, ip + length), op);
-      ip += length;
-      op += length;
+      const run = control + 1;
+      if (op + run > limit || ip + run > end) throw new RdbFormatError('Invalid LZF compressed string.');
+      if (run > 16) {
+        output.set(input.subarray(ip, ip + run), op);
+        ip += run;
+        op += run;
+      } else for (let index = 0; index < run; index++) output[op++] = input[ip++] as number;
     } else {
-      let length = control >> 5;
+      let run = control >> 5;
       let reference = op - ((control & 0x1f) << 8) - 1;
-      if (length === 7) length += input[ip++] as number;
+      if (run === 7) run += input[ip++] as number;
       reference -= input[ip++] as number;
-      length += 2;
-      if (reference < 0 || op + length > outputLength) throw new RdbFormatError('Invalid LZF compressed string.');
-      for (let index = 0; index < length; index++) output[op++] = output[reference++] as number;
+      run += 2;
+      if (reference < at || op + run > limit) throw new RdbFormatError('Invalid LZF compressed string.');
+      const distance = op - reference;
+      // A run of one byte repeated (common: padding, runs of spaces), or a long copy that does not overlap.
+      if (distance === 1) {
+        output.fill(output[reference] as number, op, op + run);
+        op += run;
+      } else if (distance >= run && run > 16) {
+        output.copyWithin(op, reference, reference + run);
+        op += run;
+      } else for (let index = 0; index < run; index++) output[op++] = output[reference++] as number;
     }
   }
-  if (op !== outputLength) throw new RdbFormatError('Invalid LZF compressed string.');
-  return output;
+  if (op !== limit) throw new RdbFormatError('Invalid LZF compressed string.');
 }
 
 type Step = Generator<void, void, void>;

@@ -17,7 +17,7 @@
  */
 import type { Socket } from 'node:net';
 import { ArmadaError, type DataEndpoint } from '@armada/core';
-import { connectRaw, copyInto, encodeCommand, writeBulk } from './resp.js';
+import { connectRaw, copyInto, encodeCommand, writeBulk, writeDecimal } from './resp.js';
 
 const CR = 13;
 const EMPTY = Buffer.alloc(0);
@@ -42,7 +42,7 @@ interface Waiting {
 }
 
 /** The decimal number between `start` (after the type byte) and `end`. */
-function decimal(buffer: Buffer, start: number, end: number): number {
+export function decimal(buffer: Buffer, start: number, end: number): number {
   let negative = false;
   let value = 0;
   for (let at = start; at < end; at++) {
@@ -54,7 +54,7 @@ function decimal(buffer: Buffer, start: number, end: number): number {
 }
 
 /** The end of the reply at `at` (arrays with their elements), or -1 when it is not all here yet. */
-function skip(buffer: Buffer, at: number): number {
+export function skip(buffer: Buffer, at: number): number {
   const eol = buffer.indexOf(CR, at);
   if (eol < 0 || eol + 1 >= buffer.length) return -1;
   const kind = buffer[at];
@@ -81,7 +81,10 @@ function firstError(bytes: Buffer, bounds: Int32Array): string | undefined {
 
 /** A plain socket speaking RESP2 to one server, replies walked in place (see the module comment). */
 export class WireConnection {
+  /** The bytes received and not handed over: `store[0, buffer.length)`. */
   private buffer: Buffer = EMPTY;
+  /** Where `buffer` lives, with room to grow: a chunk appended is copied once, not the whole buffer again. */
+  private store: Buffer = EMPTY;
   /** Bytes of `buffer` walked: whole top-level replies of the batch at the head of `waiting`. */
   private parsed = 0;
   private readonly waiting: Waiting[] = [];
@@ -123,7 +126,19 @@ export class WireConnection {
   }
 
   private receive(chunk: Buffer): void {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    const size = this.buffer.length;
+    if (size === 0) {
+      this.store = chunk;
+      this.buffer = chunk;
+    } else {
+      if (this.store.length - size < chunk.length) {
+        const grown = Buffer.allocUnsafe(Math.max(2 * this.store.length, size + chunk.length));
+        this.buffer.copy(grown, 0, 0, size);
+        this.store = grown;
+      }
+      chunk.copy(this.store, size);
+      this.buffer = this.store.subarray(0, size + chunk.length);
+    }
     try {
       this.walk();
     } catch (error) {
@@ -151,7 +166,14 @@ export class WireConnection {
       }
       this.waiting.shift();
       const bytes = this.buffer.subarray(0, this.parsed);
-      this.buffer = this.buffer.subarray(this.parsed);
+      // The rest moves to a store of its own: the bytes handed over stay the caller's.
+      const rest = this.buffer.length - this.parsed;
+      if (rest === 0) this.store = this.buffer = EMPTY;
+      else {
+        this.store = Buffer.allocUnsafe(Math.max(1 << 16, this.parsed + rest));
+        this.buffer.copy(this.store, 0, this.parsed);
+        this.buffer = this.store.subarray(0, rest);
+      }
       this.parsed = 0;
       const error = firstError(bytes, head.bounds);
       if (error) head.reject(new ArmadaError('Unknown', `Redis verify: the ${this.role} answered ${error}`));
@@ -171,6 +193,12 @@ export class Commands {
   /** Commands written, and so replies to expect. */
   count = 0;
 
+  /** Empties it for reuse, keeping its buffer. */
+  reset(): void {
+    this.used = 0;
+    this.count = 0;
+  }
+
   private room(bytes: number): void {
     if (this.out.length - this.used >= bytes) return;
     const grown = Buffer.allocUnsafe(Math.max(2 * this.out.length, this.used + bytes));
@@ -188,6 +216,64 @@ export class Commands {
     this.count++;
   }
 
+  /** A command of constant head bytes and the key `buffer[start, end)`. */
+  addKey(head: Buffer, buffer: Buffer, start: number, end: number): void {
+    this.room(head.length + end - start + 16);
+    this.used = writeBulk(this.out, copyInto(this.out, this.used, head, 0, head.length), buffer, start, end);
+    this.count++;
+  }
+
+  /** Bytes as they are (a command's further arguments, counted by the caller). */
+  raw(bytes: Buffer, start = 0, end = bytes.length): void {
+    this.room(end - start);
+    this.used = copyInto(this.out, this.used, bytes, start, end);
+  }
+
+  /** `$<length>\r\n<bytes>\r\n` of `buffer[start, end)`, not counted as a command (an argument, or an expected reply). */
+  bulk(buffer: Buffer, start = 0, end = buffer.length): void {
+    this.room(end - start + 16);
+    this.used = writeBulk(this.out, this.used, buffer, start, end);
+  }
+
+  /** One byte as it is. */
+  byte(value: number): void {
+    this.room(1);
+    this.out[this.used++] = value;
+  }
+
+  /** An integer reply, `:<value>\r\n` (value >= 0): what a command answering it is expected to. */
+  integerReply(value: number): void {
+    this.room(24);
+    this.out[this.used] = 58; // :
+    this.used = writeDecimal(this.out, this.used + 1, value);
+    this.out[this.used++] = 13;
+    this.out[this.used++] = 10;
+  }
+
+  /** A bulk of `length` bytes for the caller to write into `buffer` at the offset returned. */
+  reserveBulk(length: number): number {
+    this.room(length + 16);
+    this.out[this.used] = 36; // $
+    let at = writeDecimal(this.out, this.used + 1, length);
+    this.out[at++] = 13;
+    this.out[at++] = 10;
+    const body = at;
+    at += length;
+    this.out[at++] = 13;
+    this.out[at++] = 10;
+    this.used = at;
+    return body;
+  }
+
+  /** The buffer written into (replaced when it grows: read it after writing). */
+  get buffer(): Buffer {
+    return this.out;
+  }
+
+  get length(): number {
+    return this.used;
+  }
+
   bytes(): Buffer {
     return this.out.subarray(0, this.used);
   }
@@ -202,6 +288,7 @@ export const PEXPIRETIME = head(2, 'PEXPIRETIME');
 export const GETRANGE = head(4, 'GETRANGE');
 export const GETRANGE_TAIL = tail('0', String(PREFIX - 1));
 export const TYPE = head(2, 'TYPE');
+export const DUMP = head(2, 'DUMP');
 
 /** Round 1: per key PEXPIRETIME, then GETRANGE of its first PREFIX bytes (WRONGTYPE for other types). */
 export function batchCommands(keys: Buffer[]): Commands {
@@ -256,7 +343,8 @@ export function same(a: WireReplies, b: WireReplies, index: number): boolean {
   return true;
 }
 
-const integer = (replies: WireReplies, index: number) => decimal(replies.bytes, (replies.bounds[2 * index] as number) + 1, (replies.bounds[2 * index + 1] as number) - 2);
+/** An integer reply's value. */
+export const integer = (replies: WireReplies, index: number) => decimal(replies.bytes, (replies.bounds[2 * index] as number) + 1, (replies.bounds[2 * index + 1] as number) - 2);
 
 /** A simple-string reply (`+string\r\n`) as text: TYPE's. */
 export const status = (replies: WireReplies, index: number) => replies.bytes.toString('latin1', (replies.bounds[2 * index] as number) + 1, (replies.bounds[2 * index + 1] as number) - 2);

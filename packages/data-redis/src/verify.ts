@@ -5,6 +5,10 @@
  *
  * How, per database (the source's index, mapped by `databaseMap` to the target's):
  *
+ * - From the source's snapshot (`sourceSnapshot`, `verify-snapshot.ts`): the source is read from
+ *   its own RDB over PSYNC and only the target key by key; what does not match the snapshot is
+ *   compared live the exact way below, and the target's keys the snapshot had not are found as
+ *   below too. Taken by default for large sources that serve PSYNC without a long sync delay.
  * - Fastest path (both sides have PEXPIRETIME): each batch is sent as the same bytes to both
  *   servers over plain sockets, and their replies (each key's expiry and first 4 KiB) compared
  *   byte for byte (`verify-wire.ts`): that settles the short strings, most keys. Keys whose
@@ -54,6 +58,10 @@ import { ArmadaError, CancelledError, ValidationError, type DataEndpoint, type V
 import type { Redis } from 'ioredis';
 import { keyspace, open } from './connection.js';
 import { compareFunctions, listFunctions } from './functions.js';
+import { KeyHashSet } from './key-set.js';
+import { PsyncRefusedError } from './psync.js';
+import { RdbUnsupportedError } from './rdb.js';
+import { compareWithSnapshot, type SnapshotComparison } from './verify-snapshot.js';
 import { BATCH_DIGEST_SCRIPT, packKeys } from './verify-script.js';
 import { batchCommands, COLLECTION_READS, Commands, compareKey, complete, same, status, TYPE, WireConnection } from './verify-wire.js';
 
@@ -72,12 +80,23 @@ export interface RedisVerifyOptions {
   maxDifferences?: number;
   /** Keys per SCAN batch (default 1000). */
   batchSize?: number;
+  /**
+   * Whether the source is read from its own RDB snapshot (PSYNC, as the rdb copy does) while the
+   * target is read key by key, instead of both sides key by key. `auto` (default): when the
+   * source serves a snapshot, holds 50,000 keys or more, and its repl-diskless-sync-delay (a
+   * diskless snapshot waits it out first) costs less than the reads saved. `always`: an error
+   * when the source refuses PSYNC; `never`: always live. Keys that do not match the snapshot are
+   * compared live on both sides, so a key written since is not reported from the snapshot.
+   */
+  sourceSnapshot?: 'auto' | 'always' | 'never';
 }
 
 /** Batches read at once per side: enough that neither server waits on a round trip. */
 const IN_FLIGHT = 4;
 /** With the wire path: its batches take up to three round trips each, so more are under way. */
 const WIRE_IN_FLIGHT = 12;
+/** Values the snapshot path buffers; larger ones are compared live (the bigKeyBytes of the copy). */
+const SNAPSHOT_MAX_VALUE = 8 * 1024 * 1024;
 /** PEL entries XINFO STREAM FULL returns per group; a longer PEL is paged with XPENDING. */
 const STREAM_COUNT = 100;
 /** Collections up to this many elements are read whole in the batch's pipeline (client digests only). */
@@ -742,17 +761,49 @@ async function scanAll(client: Redis, batchSize: number, each: (keys: Buffer[]) 
   }
 }
 
-/** One source database against its target database: every key, then the keys only on the target. */
-async function compareDatabase(context: Context, db: number, mapped: number, sample: number | undefined, notes: string[]): Promise<void> {
+/** Both sides' clients (and plain sockets) on the database; false, with a difference, when the target has no such database. */
+async function selectDatabase(context: Context, db: number, mapped: number): Promise<boolean> {
   const { source, target, wire } = context;
   await Promise.all([source.client.select(db), wire?.source.call('SELECT', String(db))]);
   try {
     await Promise.all([target.client.select(mapped), wire?.target.call('SELECT', String(mapped))]);
+    return true;
   } catch (error) {
     context.findings.push({ order: db, difference: { object: `db ${db}`, kind: 'missing', detail: `the target has no database ${mapped}: ${(error as Error).message}` } });
-    return;
+    return false;
   }
-  const window = new Window(wire ? WIRE_IN_FLIGHT : IN_FLIGHT);
+}
+
+/** Keys not seen before (SCAN may return a key twice), each remembered in `seen`. */
+function freshKeys(seen: Set<string>, keys: Buffer[]): Buffer[] {
+  // The batch's names decoded at once, then sliced: one native call instead of one per key.
+  const names = Buffer.concat(keys).toString('latin1');
+  let at = 0;
+  return keys.filter((key) => {
+    const id = names.slice(at, (at += key.length));
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}
+
+/**
+ * The keys only on the target: none unless the target holds more keys than the `onTarget` of
+ * the source's it was found to hold (DBSIZE also counts keys expired but not yet reclaimed: then
+ * the SCAN, which skips them, decides). Every key of the target `fresh` lets through is compared.
+ */
+async function compareTargetOnly(context: Context, db: number, fresh: (keys: Buffer[]) => Buffer[], onTarget: number): Promise<void> {
+  if (Number(await context.target.client.dbsize()) <= onTarget) return;
+  const window = new Window(context.wire ? WIRE_IN_FLIGHT : IN_FLIGHT);
+  await scanAll(context.target.client, context.batchSize, (keys) => window.add(compareKeys(context, db, fresh(keys)).then(() => undefined)));
+  await window.drain();
+}
+
+/** One source database against its target database: every key, then the keys only on the target. */
+async function compareDatabase(context: Context, db: number, mapped: number, sample: number | undefined, notes: string[]): Promise<void> {
+  const { source } = context;
+  if (!(await selectDatabase(context, db, mapped))) return;
+  const window = new Window(context.wire ? WIRE_IN_FLIGHT : IN_FLIGHT);
   if (sample !== undefined) {
     const pipeline = source.client.pipeline();
     for (let index = 0; index < sample; index++) pipeline.randomkeyBuffer();
@@ -766,33 +817,104 @@ async function compareDatabase(context: Context, db: number, mapped: number, sam
     notes.push(`db ${db}: a sample of ${keys.length} random keys compared (sample: ${sample}), not every key; keys only on the target not looked for`);
     return;
   }
-  // Keys SCAN returned, once each (SCAN may return a key twice), and how many of them the target holds.
   const seen = new Set<string>();
   let onTarget = 0;
-  const fresh = (keys: Buffer[]) => {
-    // The batch's names decoded at once, then sliced: one native call instead of one per key.
-    const names = Buffer.concat(keys).toString('latin1');
-    let at = 0;
-    return keys.filter((key) => {
-      const id = names.slice(at, (at += key.length));
-      if (seen.has(id)) return false;
-      seen.add(id);
-      return true;
-    });
-  };
   await scanAll(source.client, context.batchSize, (keys) =>
     window.add(
-      compareKeys(context, db, fresh(keys)).then((count) => {
+      compareKeys(context, db, freshKeys(seen, keys)).then((count) => {
         onTarget += count;
       }),
     ),
   );
   await window.drain();
-  // The target holds no key the source did not return unless it holds more keys (DBSIZE also
-  // counts keys expired but not yet reclaimed: then the SCAN below, which skips them, decides).
-  if (Number(await target.client.dbsize()) <= onTarget) return;
-  await scanAll(target.client, context.batchSize, (keys) => window.add(compareKeys(context, db, fresh(keys)).then(() => undefined)));
-  await window.drain();
+  await compareTargetOnly(context, db, (keys) => freshKeys(seen, keys), onTarget);
+}
+
+/** Source keys below which the live comparison is cheap anyway (well under a second): no snapshot. */
+const SNAPSHOT_MIN_KEYS = 50_000;
+/**
+ * What a key costs the snapshot path, in seconds, against the live path's ~6 µs (measured on the
+ * bench's data, `pnpm bench`): the snapshot pays off once the saving covers the source's
+ * repl-diskless-sync-delay, which a diskless snapshot waits out first.
+ */
+const SNAPSHOT_SAVING_PER_KEY = 3e-6;
+
+/** Whether to read the source from its snapshot: see RedisVerifyOptions.sourceSnapshot. */
+async function snapshotPays(source: Redis, keys: number): Promise<boolean> {
+  if (keys < SNAPSHOT_MIN_KEYS) return false;
+  let delay = 5; // Redis 7's default, when CONFIG is refused
+  try {
+    const [diskless, seconds] = await Promise.all([source.config('GET', 'repl-diskless-sync'), source.config('GET', 'repl-diskless-sync-delay')]);
+    delay = (diskless as string[])[1] === 'no' ? 0 : Number((seconds as string[])[1] ?? 5);
+  } catch {
+    // CONFIG not allowed: the default assumed.
+  }
+  return keys * SNAPSHOT_SAVING_PER_KEY > delay;
+}
+
+/**
+ * The source from its RDB snapshot, the target key by key (`verify-snapshot.ts`); keys that do
+ * not match the snapshot, then the target's keys the snapshot did not have, compared live.
+ * False when the source serves no snapshot, or one the parser cannot read (and not `required`):
+ * nothing is recorded then, and the caller compares live.
+ */
+async function compareFromSnapshot(context: Context, endpoint: DataEndpoint, databases: number[], mapped: (db: number) => number, notes: string[], required: boolean): Promise<boolean> {
+  const wire = context.wire as NonNullable<Context['wire']>;
+  // The target databases must exist before the snapshot's batches SELECT them.
+  const usable = new Set<number>();
+  const absent: Found[] = [];
+  for (const db of databases) {
+    try {
+      await context.target.client.select(mapped(db));
+      usable.add(db);
+    } catch (error) {
+      absent.push({ order: db, difference: { object: `db ${db}`, kind: 'missing', detail: `the target has no database ${mapped(db)}: ${(error as Error).message}` } });
+    }
+  }
+  let comparison: SnapshotComparison;
+  try {
+    comparison = await compareWithSnapshot({
+      source: endpoint,
+      target: wire.target,
+      wants: (db) => usable.has(db),
+      mapped,
+      tolerance: context.tolerance,
+      batchSize: context.batchSize,
+      maxValueBytes: SNAPSHOT_MAX_VALUE,
+      signal: context.signal,
+    });
+  } catch (error) {
+    if (!required && (error instanceof PsyncRefusedError || error instanceof RdbUnsupportedError)) {
+      notes.push(`the source's snapshot could not be used (${error.message}): every key compared live on both sides`);
+      return false;
+    }
+    if (error instanceof PsyncRefusedError || error instanceof RdbUnsupportedError) {
+      throw new ArmadaError('Unsupported', `Redis verify with sourceSnapshot 'always': ${error.message}. Use 'auto' or 'never'.`, { cause: error });
+    }
+    throw error;
+  }
+  context.findings.push(...absent);
+  for (const db of [...usable].sort((a, b) => a - b)) {
+    const state = comparison.databases.get(db) ?? { seen: new KeyHashSet(), equal: 0, exact: [] };
+    context.compared += state.equal;
+    await selectDatabase(context, db, mapped(db));
+    let onTarget = state.equal;
+    const window = new Window(IN_FLIGHT);
+    for (let start = 0; start < state.exact.length; start += context.batchSize) {
+      await window.add(
+        compareBatch(context, db, state.exact.slice(start, start + context.batchSize)).then((count) => {
+          onTarget += count;
+        }),
+      );
+    }
+    await window.drain();
+    // Keys the snapshot had were compared; a key SCAN returns twice is compared once.
+    await compareTargetOnly(context, db, (keys) => keys.filter((key) => state.seen.add(key)), onTarget);
+  }
+  notes.push(
+    `the source was read from its RDB snapshot (PSYNC, ${comparison.startedAt.toISOString()}) and each key compared with it on the target; keys that did not match it, and keys only on the target, compared live on both sides`,
+  );
+  return true;
 }
 
 /** A target database no source database maps to: one difference when it holds live keys. */
@@ -872,7 +994,17 @@ export async function verifyRedis(sourceEndpoint: DataEndpoint, targetEndpoint: 
       });
     }
     const mapped = (db: number) => options.databaseMap?.[db] ?? db;
-    for (const db of databases) await compareDatabase(context, db, mapped(db), options.sample, notes);
+    const total = [...sourceKeys.values()].reduce((sum, count) => sum + count, 0);
+    const snapshotMode = options.sourceSnapshot ?? 'auto';
+    // The snapshot path needs the target's plain socket (PEXPIRETIME on the target); a sample reads a few keys live.
+    const trySnapshot = options.sample === undefined && wire !== undefined && (snapshotMode === 'always' || (snapshotMode === 'auto' && (await snapshotPays(source, total))));
+    if (snapshotMode === 'always' && !trySnapshot) {
+      throw new ValidationError("Redis verify with sourceSnapshot 'always' needs PEXPIRETIME (Redis 7) on both sides and no sample.", {
+        issues: [{ path: 'sourceSnapshot', message: wire ? 'a sample is read live' : 'PEXPIRETIME is missing on a side', fix: "use sourceSnapshot 'auto'" }],
+      });
+    }
+    const viaSnapshot = trySnapshot && (await compareFromSnapshot(context, sourceEndpoint, databases, mapped, notes, snapshotMode === 'always'));
+    if (!viaSnapshot) for (const db of databases) await compareDatabase(context, db, mapped(db), options.sample, notes);
     if (sourceEndpoint.databases === undefined) {
       // Everything is in scope: a target database no source database maps to must hold nothing.
       const images = new Set(databases.map(mapped));

@@ -55,7 +55,15 @@ afterEach(() => {
   for (const made of clients.splice(0)) made.disconnect();
 });
 
-describe('Redis verify between real servers', () => {
+/** The note a verify that read the source from its snapshot carries. */
+const SNAPSHOT_NOTE = /^the source was read from its RDB snapshot \(PSYNC, \d{4}-\d\d-\d\dT[\d:.]+Z\) and each key compared with it on the target/;
+
+// Both ways of reading the source: key by key (live), and from its RDB snapshot, where every key
+// that does not match the snapshot is compared live again (so each must find the same differences).
+describe.each(['never', 'always'] as const)('Redis verify between real servers (sourceSnapshot: %s)', (sourceSnapshot) => {
+  const verify = (source: RedisServer, target: RedisServer, options: Parameters<RedisDataMover['verify']>[2] = {}) =>
+    new RedisDataMover().verify(endpoint(source), endpoint(target), { sourceSnapshot, ...options });
+  const notes = (report: VerifyReport) => expect(report.notes ?? []).toEqual(sourceSnapshot === 'always' ? [expect.stringMatching(SNAPSHOT_NOTE)] : []);
   let source: RedisServer;
   let target: RedisServer;
   let keys: number;
@@ -79,7 +87,8 @@ describe('Redis verify between real servers', () => {
   it('is ok on identical data of every type and encoding, having compared every key and library', async () => {
     await syncFrom(source, target);
     const report = await verify(source, target);
-    expect(report).toEqual({ ok: true, compared: keys + 1, differences: [] });
+    expect(report).toMatchObject({ ok: true, compared: keys + 1, differences: [] });
+    notes(report);
     // The copy is really identical: Redis's own digest of both agrees.
     expect(await client(target).call('DEBUG', 'DIGEST')).toBe(await client(source).call('DEBUG', 'DIGEST'));
   });
@@ -147,6 +156,12 @@ describe('Redis verify between real servers', () => {
 
   it('compares a sample only when asked, and says so', async () => {
     await syncFrom(source, target);
+    if (sourceSnapshot === 'always') {
+      // A sample reads a few keys live: asking for the snapshot too is a contradiction, said so.
+      const error = await verify(source, target, { sample: 20 }).catch((caught: unknown) => caught);
+      expect(ValidationError.isInstance(error) && error.message).toMatch(/sourceSnapshot 'always' needs .* no sample/);
+      return;
+    }
     const report = await verify(source, target, { sample: 20 });
     expect(report.ok).toBe(true);
     expect(report.compared).toBeGreaterThan(1);
@@ -157,8 +172,8 @@ describe('Redis verify between real servers', () => {
   it('honours databaseMap and source.databases; a database no source database maps to must be empty', async () => {
     await syncFrom(source, target);
     await client(target).call('SWAPDB', '3', '5');
-    expect(await verify(source, target, { databaseMap: { 3: 5 } })).toEqual({ ok: true, compared: keys + 1, differences: [] });
-    const listed = await new RedisDataMover().verify({ ...endpoint(source), databases: [3] }, endpoint(target), { databaseMap: { 3: 5 } });
+    expect(await verify(source, target, { databaseMap: { 3: 5 } })).toMatchObject({ ok: true, compared: keys + 1, differences: [] });
+    const listed = await new RedisDataMover().verify({ ...endpoint(source), databases: [3] }, endpoint(target), { databaseMap: { 3: 5 }, sourceSnapshot });
     expect(listed).toMatchObject({ ok: true, compared: 3 + 1, differences: [] });
     // Without the map, source db 3 is compared with the (now empty) target db 3, and db 5 is a stray.
     const unmapped = await verify(source, target);
@@ -197,6 +212,9 @@ describe('Redis verify: expiry, nothing to compare, DEBUG refused', () => {
       await sleep(50);
       expect(await db0.info('keyspace')).toMatch(/db0:keys=2100/);
       expect(await verify(source, target)).toEqual({ ok: true, compared: 100, differences: [] });
+      // From the snapshot too: it holds the expired keys, which are not the source's any more.
+      await db0.config('SET', 'repl-diskless-sync-delay', '0');
+      expect(await verify(source, target, { sourceSnapshot: 'always' })).toMatchObject({ ok: true, compared: 100, differences: [] });
     } finally {
       await Promise.all([source.stop(), target.stop()]);
     }
@@ -254,7 +272,7 @@ describe('Redis verify: expiry, nothing to compare, DEBUG refused', () => {
         kind: 'different',
         detail: 'values differ',
       }));
-      for (const report of [await verify(source, target), await noScripts()]) {
+      for (const report of [await verify(source, target), await noScripts(), await verify(source, target, { sourceSnapshot: 'always' })]) {
         expect(report.ok).toBe(false);
         expect(report.differences).toEqual(changed);
       }
