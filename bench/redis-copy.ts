@@ -3,13 +3,19 @@
  * `MIGRATE ... COPY KEYS` in batches of 1,000, the usual redis-cli way to copy keys between two
  * servers; and SCAN + PTTL/DUMP read in pipelines with the RESTOREs piped through `redis-cli
  * --pipe`, the way a script copies from a managed Redis without PSYNC: the baseline of the scan
- * strategy), on the same generated data set, in one run: `tsx bench/redis-copy.ts [keys]`. Prints
- * one JSON line; `rdbRatio` and `scanRatio` are each strategy's time over REPLICAOF's.
+ * strategy), on the same generated data set, in one run: `tsx bench/redis-copy.ts [keys] [rounds]`.
+ * Prints one JSON line; `rdbRatio` and `scanRatio` are each strategy's time over REPLICAOF's.
+ *
+ * The machine is noisy (a busy 2-core VM), so the copies, the full sync and the verify run in
+ * `rounds` rounds (default 5), one of each per round, in turn: each ratio is taken within a round
+ * (against that round's REPLICAOF, or that round's copy) and the median of the rounds reported,
+ * with every round's figures alongside. redis-cli's two ways run once (they are the slow ones).
  *
  * The mover copies twice, into two targets: with its default strategy (`auto`, which takes the
  * RDB snapshot over PSYNC: `copyMs`, `ratio`, `ratioToRedisCli`, `copyPeakRssMB`, repeated as
  * `rdb*`) and with `strategy: 'scan'` (SCAN + DUMP/RESTORE: `scan*`). Each copy runs in a child
- * process (`copy` mode), so its peak memory is the mover's own, not the data generator's. The
+ * process (`copy` mode), and so does each verify (`verify` mode), so peak memory is the mover's own,
+ * not the data generator's. Each round copies into emptied targets and syncs a new server. The
  * source is set to start a full sync at once (repl-diskless-sync-delay 0): Redis 7 otherwise waits
  * 5 s for more replicas, which would flatter the mover (the rdb strategy waits that delay too).
  */
@@ -27,16 +33,24 @@ if (process.argv[2] === 'copy') {
   console.log(JSON.stringify({ copyMs: Math.round(performance.now() - started), items: report.items, strategy: report.strategy, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) }));
   process.exit(0);
 }
+if (process.argv[2] === 'verify') {
+  const [sourcePort, targetPort] = [Number(process.argv[3]), Number(process.argv[4])];
+  const started = performance.now();
+  const report = await new RedisDataMover().verify({ host: '127.0.0.1', port: sourcePort }, { host: '127.0.0.1', port: targetPort });
+  console.log(JSON.stringify({ verifyMs: Math.round(performance.now() - started), ok: report.ok, notes: report.notes ?? [] }));
+  process.exit(0);
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+};
+const ratio = (value: number) => Number(value.toFixed(2));
 
 const keys = Number(process.argv[2] ?? 300_000);
-const [source, copyTarget, scanTarget, syncTarget, cliTarget, pipeTarget] = await Promise.all([
-  startRedisServer(),
-  startRedisServer(),
-  startRedisServer(),
-  startRedisServer(),
-  startRedisServer(),
-  startRedisServer(),
-]);
+const rounds = Math.max(1, Number(process.argv[3] ?? 5));
+const [source, copyTarget, scanTarget, cliTarget, pipeTarget] = await Promise.all([startRedisServer(), startRedisServer(), startRedisServer(), startRedisServer(), startRedisServer()]);
 try {
   const client = new Redis({ host: source.host, port: source.port });
   // Mostly small strings (a tenth with a TTL), some hashes and lists, and one big hash.
@@ -64,17 +78,44 @@ try {
   const total = Number(await client.dbsize());
   client.disconnect();
 
-  const copyWith = (port: number, strategy: RedisCopyStrategy) => {
-    const child = execFileSync(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, 'copy', String(source.port), String(port), strategy], { encoding: 'utf8' });
-    return JSON.parse(child.trim().split('\n').at(-1) ?? '{}') as { copyMs: number; items: number; strategy: string; peakRssMB: number };
+  const child = <T>(...args: string[]): T => {
+    const output = execFileSync(process.execPath, [...process.execArgv, new URL(import.meta.url).pathname, ...args], { encoding: 'utf8' });
+    return JSON.parse(output.trim().split('\n').at(-1) ?? '{}') as T;
   };
-  const copy = copyWith(copyTarget.port, 'auto');
-  const scan = copyWith(scanTarget.port, 'scan');
-
-  let started = performance.now();
-  const replication = await RedisReplication.start({ host: source.host, port: source.port }, { host: syncTarget.host, port: syncTarget.port });
-  const syncMs = performance.now() - started;
-  replication.close();
+  const copyWith = (port: number, strategy: RedisCopyStrategy) => child<{ copyMs: number; items: number; strategy: string; peakRssMB: number }>('copy', String(source.port), String(port), strategy);
+  const emptied = async (port: number) => {
+    const admin = new Redis({ host: '127.0.0.1', port });
+    await admin.flushall('SYNC');
+    admin.disconnect();
+  };
+  const measured: Array<{ copy: ReturnType<typeof copyWith>; scan: ReturnType<typeof copyWith>; syncMs: number; verifyMs: number; verifyOk: boolean; verifyNotes: string[] }> = [];
+  for (let round = 0; round < rounds; round++) {
+    await emptied(copyTarget.port);
+    const copy = copyWith(copyTarget.port, 'auto');
+    const verified = child<{ verifyMs: number; ok: boolean; notes: string[] }>('verify', String(source.port), String(copyTarget.port));
+    await emptied(scanTarget.port);
+    const scan = copyWith(scanTarget.port, 'scan');
+    // A new server each round: one that was a replica before could resume with a partial sync.
+    const syncTarget = await startRedisServer();
+    try {
+      const started = performance.now();
+      const replication = await RedisReplication.start({ host: source.host, port: source.port }, { host: syncTarget.host, port: syncTarget.port });
+      const syncMs = performance.now() - started;
+      replication.close();
+      measured.push({ copy, scan, syncMs, verifyMs: verified.verifyMs, verifyOk: verified.ok, verifyNotes: verified.notes });
+    } finally {
+      await syncTarget.stop();
+    }
+  }
+  const last = measured.at(-1) as (typeof measured)[number];
+  const copy = { ...last.copy, copyMs: median(measured.map((round) => round.copy.copyMs)), peakRssMB: Math.max(...measured.map((round) => round.copy.peakRssMB)) };
+  const scan = { ...last.scan, copyMs: median(measured.map((round) => round.scan.copyMs)), peakRssMB: Math.max(...measured.map((round) => round.scan.peakRssMB)) };
+  const syncMs = median(measured.map((round) => round.syncMs));
+  const verifyMs = median(measured.map((round) => round.verifyMs));
+  const rdbRatio = ratio(median(measured.map((round) => round.copy.copyMs / round.syncMs)));
+  const scanRatio = ratio(median(measured.map((round) => round.scan.copyMs / round.syncMs)));
+  const verifyRatio = ratio(median(measured.map((round) => round.verifyMs / round.copy.copyMs)));
+  let started: number;
 
   // redis-cli: every key is listed, then moved by the source itself, 1,000 keys per MIGRATE. The
   // generated keys are plain text, so redis-cli's line protocol carries them unquoted.
@@ -122,10 +163,7 @@ try {
   const pipeMs = performance.now() - started;
   if (!/errors: 0,/.test(pipeOutput)) throw new Error(`redis-cli --pipe failed: ${pipeOutput.trim()}`);
 
-  started = performance.now();
-  const verified = await new RedisDataMover().verify({ host: source.host, port: source.port }, { host: copyTarget.host, port: copyTarget.port });
-  const verifyMs = performance.now() - started;
-  // The scan copy is checked by DEBUG DIGEST (the full verify above takes most of a minute).
+  // Each copy is checked by Redis's own digest too (independently of the verify).
   const digest = async (port: number) => {
     const digestClient = new Redis({ host: '127.0.0.1', port });
     try {
@@ -142,18 +180,19 @@ try {
       copyStrategy: copy.strategy,
       copyMs: copy.copyMs,
       replicaofFullSyncMs: Math.round(syncMs),
-      ratio: Number((copy.copyMs / syncMs).toFixed(2)),
+      ratio: rdbRatio,
       redisCliMigrateMs: Math.round(cliMs),
       redisCliKeys: cliKeys,
       ratioToRedisCli: Number((copy.copyMs / cliMs).toFixed(2)),
       copyPeakRssMB: copy.peakRssMB,
       verifyMs: Math.round(verifyMs),
-      verifyRatio: Number((verifyMs / copy.copyMs).toFixed(2)),
-      verified: verified.ok && copyDigest === sourceDigest,
-      ...(copy.strategy === 'rdb' ? { rdbCopyMs: copy.copyMs, rdbRatio: Number((copy.copyMs / syncMs).toFixed(2)), rdbRatioToRedisCli: Number((copy.copyMs / cliMs).toFixed(2)), rdbPeakRssMB: copy.peakRssMB } : {}),
+      verifyRatio,
+      verifyFromSnapshot: last.verifyNotes.some((note) => note.startsWith('the source was read from its RDB snapshot')),
+      verified: measured.every((round) => round.verifyOk) && copyDigest === sourceDigest,
+      ...(copy.strategy === 'rdb' ? { rdbCopyMs: copy.copyMs, rdbRatio, rdbRatioToRedisCli: Number((copy.copyMs / cliMs).toFixed(2)), rdbPeakRssMB: copy.peakRssMB } : {}),
       scanCopyMs: scan.copyMs,
       scanCopiedKeys: scan.items,
-      scanRatio: Number((scan.copyMs / syncMs).toFixed(2)),
+      scanRatio,
       scanRatioToRedisCli: Number((scan.copyMs / cliMs).toFixed(2)),
       scanPeakRssMB: scan.peakRssMB,
       scanVerified: scanDigest === sourceDigest,
@@ -161,8 +200,9 @@ try {
       redisCliPipeVerified: pipeDigest === sourceDigest,
       scanRatioToRedisCliPipe: Number((scan.copyMs / pipeMs).toFixed(2)),
       redisCliPipeRatio: Number((pipeMs / syncMs).toFixed(2)),
+      rounds: measured.map((round) => ({ rdbMs: round.copy.copyMs, scanMs: round.scan.copyMs, replicaofMs: Math.round(round.syncMs), verifyMs: round.verifyMs })),
     }),
   );
 } finally {
-  await Promise.all([source.stop(), copyTarget.stop(), scanTarget.stop(), syncTarget.stop(), cliTarget.stop(), pipeTarget.stop()]);
+  await Promise.all([source.stop(), copyTarget.stop(), scanTarget.stop(), cliTarget.stop(), pipeTarget.stop()]);
 }

@@ -35,10 +35,17 @@ function hash(bytes: Uint8Array, start: number, end: number): void {
 }
 
 export class KeyHashSet {
-  private capacity = 1 << 12;
-  private highs = new Uint32Array(this.capacity);
-  private lows = new Uint32Array(this.capacity);
+  private capacity: number;
+  private highs: Uint32Array;
+  private lows: Uint32Array;
   size = 0;
+
+  /** `expected`: how many keys it will likely hold, so that it need not grow on the way. */
+  constructor(expected = 0) {
+    this.capacity = 1 << Math.max(12, Math.ceil(Math.log2(2 * expected + 2)));
+    this.highs = new Uint32Array(this.capacity);
+    this.lows = new Uint32Array(this.capacity);
+  }
 
   /** Adds `bytes[start, end)`; false when it was there already. */
   add(bytes: Uint8Array, start = 0, end = bytes.length): boolean {

@@ -174,9 +174,15 @@ export class RdbParser {
     freq: -1,
   };
 
+  /**
+   * `checksum: false` skips the file's CRC-64 (a few % of the parse): for a reader that checks
+   * every value against another copy anyway (verify), where a damaged byte can only show as a
+   * difference, never hide one.
+   */
   constructor(
     private readonly handler: RdbHandler,
     private readonly maxValueBytes = Number.POSITIVE_INFINITY,
+    private readonly checksum = true,
   ) {
     this.steps = this.run();
   }
@@ -188,7 +194,7 @@ export class RdbParser {
       return;
     }
     const { buf, pos } = this;
-    this.crc.update(buf, this.crcFrom, pos);
+    if (this.checksum) this.crc.update(buf, this.crcFrom, pos);
     if (this.capturing && pos > this.captureStart) {
       this.parts.push(buf.subarray(this.captureStart, pos));
       this.partsLength += pos - this.captureStart;
@@ -404,14 +410,14 @@ export class RdbParser {
         case OPCODE_SLOT_INFO:
           throw new RdbUnsupportedError('The RDB holds slot information (a newer RDB format than this parser knows).');
         case OPCODE_EOF: {
-          this.crc.update(this.buf, this.crcFrom, this.pos);
+          if (this.checksum) this.crc.update(this.buf, this.crcFrom, this.pos);
           this.crcFrom = this.pos;
           if (this.db >= 0) this.handler.onDatabaseEnd?.(this.db);
           if (this.version >= 5) {
             while (!this.has(8)) yield;
             const stored = this.buf.subarray(this.pos, this.pos + 8);
             this.pos += 8;
-            if (stored.some((byte) => byte !== 0)) {
+            if (this.checksum && stored.some((byte) => byte !== 0)) {
               const computed = Buffer.alloc(8);
               this.crc.writeLE(computed, 0);
               this.checksumOk = computed.equals(stored);

@@ -1,8 +1,11 @@
 /**
- * Writes `RESTORE key ttl payload ABSTTL REPLACE [IDLETIME s | FREQ n]` commands to the target over a plain socket, with
- * RESP built by hand into large buffers (no per-command objects or promises), pipelined without
- * waiting. Replies are counted as they come back; the first error reply fails the copy, naming
- * its key. `inFlightBytes` (written, not yet answered) lets the caller bound memory.
+ * Writes `RESTORE key ttl payload ABSTTL REPLACE [IDLETIME s | FREQ n]` commands to the target
+ * over a plain socket, with RESP built by hand into large buffers (no per-command objects or
+ * promises), pipelined without waiting. String keys with no TTL and no LRU/LFU metadata (most
+ * keys, often) go instead 64 to an `MSET`, their values decoded from the RDB: that halves what
+ * the target spends on each. Replies are counted as they come back; the first error reply fails
+ * the copy, naming its key (an MSET's first). `inFlightBytes` (written, not yet answered) lets
+ * the caller bound memory.
  *
  * The payload is the RDB value bytes (type byte first), the RDB version (2 bytes, little-endian)
  * and the CRC-64 of both (8 bytes, little-endian): exactly what DUMP returns. IDLETIME / FREQ
@@ -13,8 +16,9 @@
 import type { Socket } from 'node:net';
 import { ArmadaError, type DataEndpoint } from '@armada/core';
 import { Crc64 } from './crc64.js';
-import type { RdbRecord } from './rdb.js';
-import { connectRaw, copyInto, encodeCommand, writeBulkInteger, writeDecimal } from './resp.js';
+import { lzfDecompressInto, type RdbRecord } from './rdb.js';
+import { StringSpan } from './rdb-values.js';
+import { connectRaw, copyInto, decimalDigits, encodeCommand, writeBulk, writeBulkInteger, writeDecimal } from './resp.js';
 
 const CHUNK = 1 << 20;
 const FLUSH_BYTES = 256 * 1024;
@@ -30,53 +34,64 @@ const mebibytes = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 /**
  * The commands written and not answered yet, in rings of numbers (no object per command): where
- * each one's key sits in the output (for an error message), and the output offset of its end.
+ * each one's key sits in the output (for an error message), how many keys it writes (0 for a
+ * SELECT, many for an MSET), the output offset of its end, and the keys written up to and with it
+ * (so that a run of replies is accounted at once, by its last command).
  */
 class PendingRing {
   private capacity = 1 << 16;
   keyAt = new Float64Array(this.capacity);
   keyLength = new Int32Array(this.capacity);
+  keys = new Int32Array(this.capacity);
   db = new Int32Array(this.capacity);
   end = new Float64Array(this.capacity);
+  keysUpTo = new Float64Array(this.capacity);
   head = 0;
   size = 0;
+  private total = 0;
 
-  push(keyAt: number, keyLength: number, db: number, end: number): void {
+  push(keyAt: number, keyLength: number, keys: number, db: number, end: number): void {
     if (this.size === this.capacity) this.grow();
     const index = (this.head + this.size) & (this.capacity - 1);
+    this.total += keys;
     this.keyAt[index] = keyAt;
     this.keyLength[index] = keyLength;
+    this.keys[index] = keys;
     this.db[index] = db;
     this.end[index] = end;
+    this.keysUpTo[index] = this.total;
     this.size++;
   }
 
   private grow(): void {
     const capacity = this.capacity * 2;
-    const order = Array.from({ length: this.size }, (_, offset) => (this.head + offset) & (this.capacity - 1));
-    const keyAt = new Float64Array(capacity);
-    const keyLength = new Int32Array(capacity);
-    const db = new Int32Array(capacity);
-    const end = new Float64Array(capacity);
-    order.forEach((from, to) => {
-      keyAt[to] = this.keyAt[from] as number;
-      keyLength[to] = this.keyLength[from] as number;
-      db[to] = this.db[from] as number;
-      end[to] = this.end[from] as number;
-    });
-    Object.assign(this, { capacity, keyAt, keyLength, db, end, head: 0 });
+    const fields = ['keyAt', 'keyLength', 'keys', 'db', 'end', 'keysUpTo'] as const;
+    for (const field of fields) {
+      const old = this[field];
+      const grown = new (old.constructor as Float64ArrayConstructor | Int32ArrayConstructor)(capacity);
+      for (let offset = 0; offset < this.size; offset++) grown[offset] = old[(this.head + offset) & (this.capacity - 1)] as number;
+      (this as Record<(typeof fields)[number], Float64Array | Int32Array>)[field] = grown;
+    }
+    this.capacity = capacity;
+    this.head = 0;
   }
 
-  /** Index of the oldest command. */
-  first(): number {
-    return this.head;
+  /** Index of the command `offset` places after the oldest. */
+  at(offset: number): number {
+    return (this.head + offset) & (this.capacity - 1);
   }
 
-  shift(): void {
-    this.head = (this.head + 1) & (this.capacity - 1);
-    this.size--;
+  /** Drops the `count` oldest commands. */
+  shift(count: number): void {
+    this.head = (this.head + count) & (this.capacity - 1);
+    this.size -= count;
   }
 }
+
+/** Keys per MSET: enough that the per-command cost is spread thin, few enough that one reply is quick. */
+const MSET_KEYS = 64;
+/** Strings up to this size go in an MSET; longer ones are RESTOREd (an MSET's arguments stay small). */
+const MSET_VALUE = 16 * 1024;
 
 export class RestoreWriter {
   private out = Buffer.allocUnsafe(CHUNK);
@@ -97,6 +112,13 @@ export class RestoreWriter {
   private readonly crc = new Crc64();
   private readonly footer = Buffer.alloc(10);
   private readonly idle: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
+  // String keys gathered for the next MSET: their arguments, how many, and where the first key lies (for an error).
+  private strings = Buffer.allocUnsafe(64 * 1024);
+  private stringsUsed = 0;
+  private stringKeys = 0;
+  private firstKeyAt = 0;
+  private firstKeyLength = 0;
+  private readonly span = new StringSpan();
   /** Called after replies arrive, with the number of RESTOREs answered so far. */
   onReplies: ((restored: number) => void) | undefined;
   /** Called once on the first failure (an error reply, or the connection lost). */
@@ -143,18 +165,82 @@ export class RestoreWriter {
     this.ensure(encoded.length);
     this.used = copyInto(this.out, this.used, encoded, 0, encoded.length);
     this.commands++;
-    this.pending.push(0, -1, db, this.outStart + this.used);
+    this.pending.push(0, -1, 0, db, this.outStart + this.used);
   }
 
   select(db: number): void {
     if (db === this.db) return;
+    this.flushStrings();
     this.db = db;
     this.command(['SELECT', String(db)], db);
+  }
+
+  /**
+   * A string key with no TTL and no LRU/LFU metadata: gathered into an MSET (many keys per
+   * command: a target spends about half on an MSET's key what it spends on a RESTORE's, and this
+   * process builds no CRC for it). Its value is decoded from the RDB string (LZF-compressed or an
+   * integer, often) straight into the MSET's arguments.
+   */
+  private setString(record: RdbRecord): void {
+    const whole = record.parts.length === 0;
+    const buffer = whole ? record.valueBuffer : Buffer.concat([...record.parts, record.valueBuffer.subarray(record.valueStart, record.valueEnd)]);
+    const span = this.span.read(buffer, whole ? record.valueStart : 0);
+    const digits = span.kind === 2 ? String(span.integer) : '';
+    const valueLength = span.kind === 2 ? digits.length : span.length;
+    const keyLength = record.keyEnd - record.keyStart;
+    const room = keyLength + valueLength + 48;
+    if (this.strings.length - this.stringsUsed < room) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.strings.length, this.stringsUsed + room));
+      this.strings.copy(grown, 0, 0, this.stringsUsed);
+      this.strings = grown;
+    }
+    const out = this.strings;
+    if (this.stringKeys === 0) {
+      this.firstKeyAt = this.stringsUsed + 3 + decimalDigits(keyLength);
+      this.firstKeyLength = keyLength;
+    }
+    let at = writeBulk(out, this.stringsUsed, record.keyBuffer, record.keyStart, record.keyEnd);
+    out[at++] = 36; // $
+    at = writeDecimal(out, at, valueLength);
+    out[at++] = 13;
+    out[at++] = 10;
+    if (span.kind === 0) at = copyInto(out, at, buffer, span.start, span.end);
+    else if (span.kind === 1) {
+      lzfDecompressInto(buffer, span.start, span.end, out, at, valueLength);
+      at += valueLength;
+    } else at += out.write(digits, at, 'latin1');
+    out[at++] = 13;
+    out[at++] = 10;
+    this.stringsUsed = at;
+    this.stringKeys++;
+    if (this.stringKeys >= MSET_KEYS || this.stringsUsed >= FLUSH_BYTES) this.flushStrings();
+  }
+
+  /** The strings gathered so far, as one MSET. */
+  private flushStrings(): void {
+    const keys = this.stringKeys;
+    if (keys === 0) return;
+    this.stringKeys = 0;
+    const bytes = this.stringsUsed;
+    this.stringsUsed = 0;
+    const head = Buffer.from(`*${2 * keys + 1}\r\n$4\r\nMSET\r\n`);
+    this.ensure(head.length + bytes);
+    let at = copyInto(this.out, this.used, head, 0, head.length);
+    const keyAt = this.outStart + at + this.firstKeyAt;
+    this.strings.copy(this.out, at, 0, bytes);
+    at += bytes;
+    this.used = at;
+    this.commands++;
+    this.pending.push(keyAt, this.firstKeyLength, keys, this.db, this.outStart + at);
   }
 
   /** RESTORE of one key from its RDB record (copied at once: the record may be reused after). */
   restore(record: RdbRecord): void {
     if (this.failure) throw this.failure;
+    if (record.type === 0 && record.expireAt <= 0 && record.idle < 0 && record.freq < 0 && record.length <= MSET_VALUE) {
+      this.setString(record);
+      return;
+    }
     const keyLength = record.keyEnd - record.keyStart;
     const payload = 1 + record.length + 10;
     // The snapshot holds one of the two at most (FREQ under an LFU policy, IDLE under an LRU one).
@@ -197,11 +283,12 @@ export class RestoreWriter {
     }
     this.used = at;
     this.commands++;
-    this.pending.push(keyAt, keyLength, this.db, this.outStart + at);
+    this.pending.push(keyAt, keyLength, 1, this.db, this.outStart + at);
   }
 
   /** Runs `run` once every command written so far has been answered. */
   mark(run: () => void): void {
+    this.flushStrings();
     if (this.replies === this.commands) run();
     else this.markers.push({ after: this.commands, run });
   }
@@ -211,6 +298,7 @@ export class RestoreWriter {
    * arrived together have all been parsed (fewer, larger writes).
    */
   flushSoon(): void {
+    this.flushStrings();
     if (this.outStart + this.used - this.written >= FLUSH_BYTES) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -231,6 +319,7 @@ export class RestoreWriter {
 
   /** Flushes, and resolves when every command has been answered. */
   drain(): Promise<void> {
+    this.flushStrings();
     this.flush();
     if (this.failure) return Promise.reject(this.failure);
     if (this.replies === this.commands) return Promise.resolve();
@@ -262,48 +351,62 @@ export class RestoreWriter {
     if (this.failure) return;
     const buffer = this.partial ? Buffer.concat([this.partial, chunk]) : chunk;
     this.partial = undefined;
-    const pending = this.pending;
+    const length = buffer.length;
     let position = 0;
-    let restored = 0;
-    while (position < buffer.length) {
-      const first = buffer[position];
+    // Replies answered in this chunk; the ring is advanced once, by the last of them.
+    let answered = 0;
+    while (position < length) {
       // The common reply, +OK\r\n, without searching.
-      let next: number;
-      if (first === 43 && buffer[position + 3] === 13 && buffer[position + 4] === 10) next = position + 5;
-      else {
-        const end = buffer.indexOf(10, position);
-        if (end < 0) {
-          this.partial = buffer.subarray(position);
-          break;
-        }
-        next = end + 1;
-        if (first !== 43) {
-          const index = pending.first();
-          const key = this.keyOf(index);
-          const reply = buffer.toString('utf8', position + 1, end - 1);
-          const what = key ? `RESTORE of key ${JSON.stringify(key.toString())} (target db ${pending.db[index]})` : 'A command';
-          const oom = /^OOM\b/.test(reply);
-          const hint = /payload version or checksum/i.test(reply)
-            ? ' (the target may be an older Redis than the source, which cannot read its RDB format)'
-            : oom
-              ? ` (the target reached its maxmemory and its maxmemory-policy would not evict to make room). ${(this.restored + restored).toLocaleString('en-US')} keys (${mebibytes(this.acknowledged)} of RESTORE commands) had been written before it (a few pipelined after it may have been applied too, as the target's memory use moved); give the target more maxmemory, or copy fewer databases`
-              : '';
-          this.fail(new ArmadaError('Unknown', `${what} failed on the target Redis at ${this.where}: ${reply}${hint}`));
-          return;
-        }
+      if (buffer[position] === 43 && position + 4 < length && buffer[position + 3] === 13 && buffer[position + 4] === 10) {
+        position += 5;
+        answered++;
+        continue;
       }
-      position = next;
-      const index = pending.first();
-      if ((pending.keyLength[index] as number) >= 0) restored++;
-      this.acknowledged = pending.end[index] as number;
-      pending.shift();
-      this.replies++;
+      const end = buffer.indexOf(10, position);
+      if (end < 0) {
+        this.partial = buffer.subarray(position);
+        break;
+      }
+      if (buffer[position] !== 43) {
+        this.account(answered);
+        this.failed(buffer.toString('utf8', position + 1, end - 1));
+        return;
+      }
+      position = end + 1;
+      answered++;
     }
+    this.account(answered);
     // Output blocks wholly answered can go.
     while (this.blocks.length > 1 && (this.blocks[1] as { start: number }).start <= this.acknowledged) this.blocks.shift();
-    this.restored += restored;
     while (this.markers.length > 0 && (this.markers[0] as { after: number }).after <= this.replies) this.markers.shift()?.run();
     if (this.replies === this.commands) for (const waiter of this.idle.splice(0)) waiter.resolve();
     this.onReplies?.(this.restored);
+  }
+
+  /** `count` more commands answered: keys restored and bytes acknowledged, read off the last of them. */
+  private account(count: number): void {
+    if (count === 0) return;
+    const last = this.pending.at(count - 1);
+    this.restored = this.pending.keysUpTo[last] as number;
+    this.acknowledged = this.pending.end[last] as number;
+    this.pending.shift(count);
+    this.replies += count;
+  }
+
+  /** The oldest pending command was answered with an error: the copy fails, naming its key. */
+  private failed(reply: string): void {
+    const pending = this.pending;
+    const index = pending.at(0);
+    const key = this.keyOf(index);
+    const keys = pending.keys[index] as number;
+    const where = `(target db ${pending.db[index]})`;
+    const what = !key ? 'A command' : keys > 1 ? `MSET of ${keys} keys, the first ${JSON.stringify(key.toString())} ${where},` : `RESTORE of key ${JSON.stringify(key.toString())} ${where}`;
+    const oom = /^OOM\b/.test(reply);
+    const hint = /payload version or checksum/i.test(reply)
+      ? ' (the target may be an older Redis than the source, which cannot read its RDB format)'
+      : oom
+        ? ` (the target reached its maxmemory and its maxmemory-policy would not evict to make room). ${this.restored.toLocaleString('en-US')} keys (${mebibytes(this.acknowledged)} of commands) had been written before it (a few pipelined after it may have been applied too, as the target's memory use moved); give the target more maxmemory, or copy fewer databases`
+        : '';
+    this.fail(new ArmadaError('Unknown', `${what} failed on the target Redis at ${this.where}: ${reply}${hint}`));
   }
 }

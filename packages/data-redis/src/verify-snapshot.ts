@@ -40,7 +40,6 @@ const BATCH_BYTES = 4 * 1024 * 1024;
  * (delivery and seen times), so they are compared the exact way. Module values (6, 7) stop the parser.
  */
 const DUMPED_TYPES = new Set([1, 2, 3, 4, 5, 9, 10, 11, 12, 13, 14, 16, 17, 18, 20]);
-const NO_EXPIRY = Buffer.from(':-1\r\n');
 
 export interface SnapshotScope {
   source: DataEndpoint;
@@ -49,6 +48,8 @@ export interface SnapshotScope {
   wants(db: number): boolean;
   /** The target database a source database is copied to. */
   mapped(db: number): number;
+  /** How many keys the source said a database holds (INFO keyspace): a size hint. */
+  keysOf(db: number): number;
   tolerance: number;
   batchSize: number;
   /** Values larger than this are not buffered, only named (compared the exact way). */
@@ -60,8 +61,16 @@ export interface SnapshotScope {
 export interface SnapshotDatabase {
   /** Its live keys, to tell the target's keys the snapshot did not have. */
   seen: KeyHashSet;
-  /** Keys proven equal to the snapshot (all present on the target). */
+  /**
+   * Keys proven equal to the snapshot (all present on the target), their TTLs too if they have
+   * one; that those without have none on the target is for the caller to prove.
+   */
   equal: number;
+  /** Its keys with a TTL, and how many of them were proven equal, TTL included (none of them in `exact`). */
+  ttlKeys: KeyHashSet;
+  withTtl: number;
+  /** The earliest absolute expiry among those (ms): a key expiring before they are counted would upset the count. */
+  earliestExpiry: number;
   /** Keys for the exact comparison, live on both sides. */
   exact: Buffer[];
 }
@@ -74,12 +83,18 @@ export interface SnapshotComparison {
 
 /** One batch being gathered: the target's commands and the replies the snapshot expects. */
 class Batch {
-  readonly expiries = new Commands();
-  /** Where each key's name lies in `expiries` (read back only for the keys compared live). */
+  /**
+   * Where each key's name lies: in the MGET's arguments (`strings`) or the DUMP commands
+   * (`dumps`), as `inDumps` says. Read back only for the keys compared live.
+   */
   readonly keyStarts: number[] = [];
   readonly keyEnds: number[] = [];
+  readonly inDumps: boolean[] = [];
+  /** PEXPIRETIME of each key the snapshot gives a TTL, and the reply each must get. */
+  readonly expiries = new Commands();
   readonly expectedExpiries = new Commands();
-  /** Absolute expiry per key, -1 without. */
+  /** Per key with a TTL: its index and absolute expiry. */
+  readonly ttlKeys: number[] = [];
   readonly expireAt: number[] = [];
   readonly strings = new Commands();
   readonly expectedStrings = new Commands();
@@ -98,7 +113,7 @@ class Batch {
   /** Empties it for the next batch, keeping its buffers: a batch is reused once checked. */
   reset(db: number): this {
     for (const commands of [this.expiries, this.expectedExpiries, this.strings, this.expectedStrings, this.dumps, this.expectedDumps]) commands.reset();
-    for (const list of [this.keyStarts, this.keyEnds, this.expireAt, this.stringKeys, this.stringEnds, this.dumpKeys, this.dumpEnds]) list.length = 0;
+    for (const list of [this.keyStarts, this.keyEnds, this.inDumps, this.ttlKeys, this.expireAt, this.stringKeys, this.stringEnds, this.dumpKeys, this.dumpEnds]) list.length = 0;
     this.bytes = 0;
     this.db = db;
     return this;
@@ -110,17 +125,20 @@ function check(batch: Batch, replies: WireReplies, tolerance: number, state: Sna
   const { bytes, bounds } = replies;
   const count = batch.keyStarts.length;
   const differing = new Set<number>();
-  const expected = batch.expectedExpiries.bytes();
-  const expiriesEnd = bounds[2 * count - 1] as number;
-  if (expiriesEnd - (bounds[0] as number) !== expected.length || bytes.compare(expected, 0, expected.length, bounds[0] as number, expiriesEnd) !== 0) {
-    for (let index = 0; index < count; index++) {
-      const actual = integer(replies, index);
-      const wanted = batch.expireAt[index] as number;
-      // Absent (-2), a TTL on one side only, or apart by more than the tolerance (a scan copy sets TTLs a little late).
-      if (actual === -2 || actual < 0 !== wanted < 0 || Math.abs(actual - wanted) > tolerance) differing.add(index);
+  // The TTLs: all as the snapshot says, in one compare, or key by key.
+  const ttls = batch.ttlKeys.length;
+  if (ttls > 0) {
+    const expected = batch.expectedExpiries.bytes();
+    const expiriesEnd = bounds[2 * ttls - 1] as number;
+    if (expiriesEnd - (bounds[0] as number) !== expected.length || bytes.compare(expected, 0, expected.length, bounds[0] as number, expiriesEnd) !== 0) {
+      for (let at = 0; at < ttls; at++) {
+        const actual = integer(replies, at);
+        // Absent (-2), no TTL (-1), or apart by more than the tolerance (a scan copy sets TTLs a little late).
+        if (actual < 0 || Math.abs(actual - (batch.expireAt[at] as number)) > tolerance) differing.add(batch.ttlKeys[at] as number);
+      }
     }
   }
-  let reply = count;
+  let reply = ttls;
   if (batch.stringKeys.length > 0) {
     const start = bounds[2 * reply] as number;
     const end = bounds[2 * reply + 1] as number;
@@ -163,8 +181,16 @@ function check(batch: Batch, replies: WireReplies, tolerance: number, state: Sna
     if (length > 10 && bytes[payload] === type && UNORDERED_TYPES.has(type) && sameElements(type, values, value + 1, to, bytes, payload + 1, payload + length - 10)) continue;
     differing.add(index);
   }
-  const names = batch.expiries.buffer;
-  for (const index of differing) state.exact.push(Buffer.from(names.subarray(batch.keyStarts[index] as number, batch.keyEnds[index] as number)));
+  // The keys proven equal with their TTL: what the caller's count of the target's TTLs starts from.
+  for (const [at, index] of batch.ttlKeys.entries()) {
+    if (differing.has(index)) continue;
+    state.withTtl++;
+    state.earliestExpiry = Math.min(state.earliestExpiry, batch.expireAt[at] as number);
+  }
+  for (const index of differing) {
+    const names = batch.inDumps[index] ? batch.dumps.buffer : batch.strings.buffer;
+    state.exact.push(Buffer.from(names.subarray(batch.keyStarts[index] as number, batch.keyEnds[index] as number)));
+  }
   state.equal += count - differing.size;
 }
 
@@ -177,9 +203,16 @@ export async function compareWithSnapshot(scope: SnapshotScope): Promise<Snapsho
   const { target, tolerance } = scope;
   const snapshot = new RdbSnapshot(scope.source);
   const databases = new Map<number, SnapshotDatabase>();
+  let current: { db: number; state: SnapshotDatabase } | undefined;
   const stateOf = (db: number) => {
+    if (current?.db === db) return current.state;
     let state = databases.get(db);
-    if (!state) databases.set(db, (state = { seen: new KeyHashSet(), equal: 0, exact: [] }));
+    if (!state) {
+      // Sized for the keys the source said it holds: no growing while the snapshot streams.
+      state = { seen: new KeyHashSet(scope.keysOf(db)), equal: 0, exact: [], ttlKeys: new KeyHashSet(), withTtl: 0, earliestExpiry: Number.POSITIVE_INFINITY };
+      databases.set(db, state);
+    }
+    current = { db, state };
     return state;
   };
   const inFlight = new Set<Promise<void>>();
@@ -246,14 +279,16 @@ export async function compareWithSnapshot(scope: SnapshotScope): Promise<Snapsho
         }
         batch ??= (spare.pop() ?? new Batch()).reset(record.db);
         const index = batch.keyStarts.length;
-        batch.expiries.addKey(PEXPIRETIME, record.keyBuffer, record.keyStart, record.keyEnd);
-        // The name sits just before the command's closing CRLF.
-        batch.keyEnds.push(batch.expiries.length - 2);
-        batch.keyStarts.push(batch.expiries.length - 2 - (record.keyEnd - record.keyStart));
-        const expireAt = record.expireAt > 0 ? record.expireAt : -1;
-        batch.expireAt.push(expireAt);
-        if (expireAt < 0) batch.expectedExpiries.raw(NO_EXPIRY);
-        else batch.expectedExpiries.integerReply(expireAt);
+        const keyLength = record.keyEnd - record.keyStart;
+        // Only keys with a TTL are asked for theirs; that the others have none on the target
+        // either is proven per database by the target's count of keys with a TTL (the caller's).
+        if (record.expireAt > 0) {
+          state.ttlKeys.add(record.keyBuffer, record.keyStart, record.keyEnd);
+          batch.expiries.addKey(PEXPIRETIME, record.keyBuffer, record.keyStart, record.keyEnd);
+          batch.ttlKeys.push(index);
+          batch.expireAt.push(record.expireAt);
+          batch.expectedExpiries.integerReply(record.expireAt);
+        }
         // The value bytes, joined only when they came in more than one chunk.
         const whole = record.parts.length === 0;
         const buffer = whole ? record.valueBuffer : Buffer.concat([...record.parts, record.valueBuffer.subarray(record.valueStart, record.valueEnd)]);
@@ -262,6 +297,10 @@ export async function compareWithSnapshot(scope: SnapshotScope): Promise<Snapsho
         batch.bytes += end - start + 16;
         if (type === 0) {
           batch.strings.bulk(record.keyBuffer, record.keyStart, record.keyEnd);
+          // The name sits just before the argument's closing CRLF.
+          batch.keyEnds.push(batch.strings.length - 2);
+          batch.keyStarts.push(batch.strings.length - 2 - keyLength);
+          batch.inDumps.push(false);
           span.read(buffer, start);
           if (span.kind === 0) batch.expectedStrings.bulk(buffer, span.start, span.end);
           else if (span.kind === 1) {
@@ -273,6 +312,9 @@ export async function compareWithSnapshot(scope: SnapshotScope): Promise<Snapsho
           batch.stringEnds.push(batch.expectedStrings.length);
         } else {
           batch.dumps.addKey(DUMP, record.keyBuffer, record.keyStart, record.keyEnd);
+          batch.keyEnds.push(batch.dumps.length - 2);
+          batch.keyStarts.push(batch.dumps.length - 2 - keyLength);
+          batch.inDumps.push(true);
           batch.dumpKeys.push(index);
           batch.expectedDumps.byte(type);
           batch.expectedDumps.raw(buffer, start, end);
@@ -283,10 +325,13 @@ export async function compareWithSnapshot(scope: SnapshotScope): Promise<Snapsho
         if (expireAt > 0 && expireAt <= now) return;
         const state = stateOf(db);
         state.seen.add(key);
+        if (expireAt > 0) state.ttlKeys.add(key);
         state.exact.push(key);
       },
     },
     scope.maxValueBytes,
+    // Every value is checked against the target: a damaged byte can only show as a difference (compared live then).
+    false,
   );
   const cancel = () => fail(new CancelledError('Redis verify cancelled.'));
   if (scope.signal?.aborted) throw new CancelledError('Redis verify cancelled.');

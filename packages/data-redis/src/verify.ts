@@ -61,7 +61,7 @@ import { compareFunctions, listFunctions } from './functions.js';
 import { KeyHashSet } from './key-set.js';
 import { PsyncRefusedError } from './psync.js';
 import { RdbUnsupportedError } from './rdb.js';
-import { compareWithSnapshot, type SnapshotComparison } from './verify-snapshot.js';
+import { compareWithSnapshot, type SnapshotComparison, type SnapshotDatabase } from './verify-snapshot.js';
 import { BATCH_DIGEST_SCRIPT, packKeys } from './verify-script.js';
 import { batchCommands, COLLECTION_READS, Commands, compareKey, complete, same, status, TYPE, WireConnection } from './verify-wire.js';
 
@@ -852,13 +852,76 @@ async function snapshotPays(source: Redis, keys: number): Promise<boolean> {
   return keys * SNAPSHOT_SAVING_PER_KEY > delay;
 }
 
+/** How many of `keys` have a TTL on the target (its client on the database), and the earliest of those. */
+async function countWithTtl(context: Context, keys: Buffer[]): Promise<{ count: number; earliest: number }> {
+  let count = 0;
+  let earliest = Number.POSITIVE_INFINITY;
+  for (let start = 0; start < keys.length; start += context.batchSize) {
+    const pipeline = context.target.client.pipeline();
+    for (const key of keys.slice(start, start + context.batchSize)) pipeline.pexpiretime(key);
+    for (const reply of await execute(context.target, pipeline)) {
+      const expiry = Number(reply);
+      if (expiry < 0) continue;
+      count++;
+      earliest = Math.min(earliest, expiry);
+    }
+  }
+  return { count, earliest };
+}
+
+/** The target's count of keys with a TTL in a database (INFO keyspace `expires=`). */
+async function expiresOf(client: Redis, db: number): Promise<number> {
+  const info = await client.info('keyspace');
+  return Number(new RegExp(`^db${db}:keys=\\d+,expires=(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+}
+
+/**
+ * The snapshot path asks the target for the TTLs of the keys the snapshot gives one, not for the
+ * others': that those have none on the target is proven here by counting. The target's keys with
+ * a TTL (INFO keyspace) must be those proven equal with theirs, plus those of the keys compared
+ * live, none of them about to expire. If not (a key has a TTL it should not, one expired there
+ * and is not reclaimed yet, or one of them may expire while they are counted),
+ * the target is SCANned for the keys with a TTL, and each snapshot key among them that was taken
+ * as equal without its TTL read is compared live instead.
+ */
+async function proveNoOtherTtls(context: Context, mapped: number, state: SnapshotDatabase): Promise<void> {
+  const live = await countWithTtl(context, state.exact);
+  const expires = await expiresOf(context.target.client, mapped);
+  // A counted key that may have expired (and gone) by the time of the count would let another's stray TTL through: then read them all.
+  const settled = Math.min(state.earliestExpiry, live.earliest) > Date.now() + context.tolerance;
+  if (settled && expires === state.withTtl + live.count) return;
+  const exact = new KeyHashSet();
+  for (const key of state.exact) exact.add(key);
+  const found: Buffer[] = [];
+  await scanAll(context.target.client, context.batchSize, async (keys) => {
+    const pipeline = context.target.client.pipeline();
+    for (const key of keys) pipeline.pexpiretime(key);
+    const expiries = await execute(context.target, pipeline);
+    keys.forEach((key, index) => {
+      // With a TTL, one of the snapshot's, not one whose TTL was read, and not already to be compared live (nor twice).
+      if (Number(expiries[index]) >= 0 && state.seen.has(key) && !state.ttlKeys.has(key) && exact.add(key)) found.push(key);
+    });
+  });
+  // They were counted equal: they are compared (and counted) live instead.
+  state.equal -= found.length;
+  state.exact.push(...found);
+}
+
 /**
  * The source from its RDB snapshot, the target key by key (`verify-snapshot.ts`); keys that do
  * not match the snapshot, then the target's keys the snapshot did not have, compared live.
  * False when the source serves no snapshot, or one the parser cannot read (and not `required`):
  * nothing is recorded then, and the caller compares live.
  */
-async function compareFromSnapshot(context: Context, endpoint: DataEndpoint, databases: number[], mapped: (db: number) => number, notes: string[], required: boolean): Promise<boolean> {
+async function compareFromSnapshot(
+  context: Context,
+  endpoint: DataEndpoint,
+  databases: number[],
+  keyCounts: Map<number, number>,
+  mapped: (db: number) => number,
+  notes: string[],
+  required: boolean,
+): Promise<boolean> {
   const wire = context.wire as NonNullable<Context['wire']>;
   // The target databases must exist before the snapshot's batches SELECT them.
   const usable = new Set<number>();
@@ -878,6 +941,7 @@ async function compareFromSnapshot(context: Context, endpoint: DataEndpoint, dat
       target: wire.target,
       wants: (db) => usable.has(db),
       mapped,
+      keysOf: (db) => keyCounts.get(db) ?? 0,
       tolerance: context.tolerance,
       batchSize: context.batchSize,
       maxValueBytes: SNAPSHOT_MAX_VALUE,
@@ -895,9 +959,10 @@ async function compareFromSnapshot(context: Context, endpoint: DataEndpoint, dat
   }
   context.findings.push(...absent);
   for (const db of [...usable].sort((a, b) => a - b)) {
-    const state = comparison.databases.get(db) ?? { seen: new KeyHashSet(), equal: 0, exact: [] };
-    context.compared += state.equal;
+    const state = comparison.databases.get(db) ?? { seen: new KeyHashSet(), equal: 0, exact: [], ttlKeys: new KeyHashSet(), withTtl: 0, earliestExpiry: Number.POSITIVE_INFINITY };
     await selectDatabase(context, db, mapped(db));
+    await proveNoOtherTtls(context, mapped(db), state);
+    context.compared += state.equal;
     let onTarget = state.equal;
     const window = new Window(IN_FLIGHT);
     for (let start = 0; start < state.exact.length; start += context.batchSize) {
@@ -1003,7 +1068,7 @@ export async function verifyRedis(sourceEndpoint: DataEndpoint, targetEndpoint: 
         issues: [{ path: 'sourceSnapshot', message: wire ? 'a sample is read live' : 'PEXPIRETIME is missing on a side', fix: "use sourceSnapshot 'auto'" }],
       });
     }
-    const viaSnapshot = trySnapshot && (await compareFromSnapshot(context, sourceEndpoint, databases, mapped, notes, snapshotMode === 'always'));
+    const viaSnapshot = trySnapshot && (await compareFromSnapshot(context, sourceEndpoint, databases, sourceKeys, mapped, notes, snapshotMode === 'always'));
     if (!viaSnapshot) for (const db of databases) await compareDatabase(context, db, mapped(db), options.sample, notes);
     if (sourceEndpoint.databases === undefined) {
       // Everything is in scope: a target database no source database maps to must hold nothing.
