@@ -36,7 +36,8 @@ if (process.argv[2] === 'copy') {
 if (process.argv[2] === 'verify') {
   const [sourcePort, targetPort] = [Number(process.argv[3]), Number(process.argv[4])];
   const started = performance.now();
-  const report = await new RedisDataMover().verify({ host: '127.0.0.1', port: sourcePort }, { host: '127.0.0.1', port: targetPort });
+  const sourceSnapshot = (process.argv[5] ?? 'auto') as 'auto' | 'never';
+  const report = await new RedisDataMover().verify({ host: '127.0.0.1', port: sourcePort }, { host: '127.0.0.1', port: targetPort }, { sourceSnapshot });
   console.log(JSON.stringify({ verifyMs: Math.round(performance.now() - started), ok: report.ok, notes: report.notes ?? [] }));
   process.exit(0);
 }
@@ -115,6 +116,8 @@ try {
   const rdbRatio = ratio(median(measured.map((round) => round.copy.copyMs / round.syncMs)));
   const scanRatio = ratio(median(measured.map((round) => round.scan.copyMs / round.syncMs)));
   const verifyRatio = ratio(median(measured.map((round) => round.verifyMs / round.copy.copyMs)));
+  // The live verify (both sides key by key: what a source that refuses PSYNC gets), once.
+  const live = child<{ verifyMs: number; ok: boolean }>('verify', String(source.port), String(copyTarget.port), 'never');
   let started: number;
 
   // redis-cli: every key is listed, then moved by the source itself, 1,000 keys per MIGRATE. The
@@ -187,8 +190,10 @@ try {
       copyPeakRssMB: copy.peakRssMB,
       verifyMs: Math.round(verifyMs),
       verifyRatio,
+      verifyLiveMs: live.verifyMs,
+      verifyLiveRatio: ratio(live.verifyMs / copy.copyMs),
       verifyFromSnapshot: last.verifyNotes.some((note) => note.startsWith('the source was read from its RDB snapshot')),
-      verified: measured.every((round) => round.verifyOk) && copyDigest === sourceDigest,
+      verified: measured.every((round) => round.verifyOk) && live.ok && copyDigest === sourceDigest,
       ...(copy.strategy === 'rdb' ? { rdbCopyMs: copy.copyMs, rdbRatio, rdbRatioToRedisCli: Number((copy.copyMs / cliMs).toFixed(2)), rdbPeakRssMB: copy.peakRssMB } : {}),
       scanCopyMs: scan.copyMs,
       scanCopiedKeys: scan.items,

@@ -115,8 +115,9 @@ export function lzfDecompressInto(input: Uint8Array, start: number, end: number,
       run += 2;
       if (reference < at || op + run > limit) throw new RdbFormatError('Invalid LZF compressed string.');
       const distance = op - reference;
-      // A run of one byte repeated (common: padding, runs of spaces), or a long copy that does not overlap.
-      if (distance === 1) {
+      // A long run of one byte repeated (common: padding, runs of spaces), or a long copy that does
+      // not overlap: natively. Short ones by hand (a native call costs more than a few bytes).
+      if (distance === 1 && run > 16) {
         output.fill(output[reference] as number, op, op + run);
         op += run;
       } else if (distance >= run && run > 16) {
