@@ -1,7 +1,8 @@
 /**
  * One phase of the planner/executor benchmark, run in its own process so its peak memory is its
- * own: `tsx bench/plan-apply.ts plan|apply [resources]`. Prints one JSON line. Run `pnpm bench`
- * for all phases side by side.
+ * own: `tsx bench/plan-apply.ts plan|apply|subnets [resources]`. Prints one JSON line. Run
+ * `pnpm bench` for all phases side by side. `subnets` plans a network of that many /24 subnets
+ * (and one instance): the spec checks at scale.
  *
  * The environment is synthetic: 1 network, 50 subnets, 49 firewalls, 100 key pairs and the rest
  * instances (in groups of 100), on the in-memory provider with instant boots, so what is measured
@@ -56,12 +57,32 @@ function seconds(start: number): number {
   return Number(((performance.now() - start) / 1000).toFixed(3));
 }
 
-const spec = await parseSpec(syntheticSpec(total));
+/** A network of `count` /24 subnets (and one instance): what the subnet checks cost at scale. */
+function manySubnets(count: number): EnvironmentSpecInput {
+  return {
+    name: 'subnets',
+    provider: { id: 'in-memory', region: 'local-1' },
+    network: {
+      name: 'subnets',
+      cidr: '10.0.0.0/8',
+      subnets: Array.from({ length: count }, (_, index) => ({ name: `subnet-${index}`, cidr: `10.${index >> 8}.${index & 255}.0/24`, access: index % 2 ? 'private' : 'public' })),
+    },
+    firewalls: [],
+    keyPairs: [],
+    instances: [{ name: 'app', size: 'small', image: 'debian-12', subnet: 'subnet-0' }],
+  };
+}
+
+const input = phase === 'subnets' ? manySubnets(total) : syntheticSpec(total);
+const parseStart = performance.now();
+// Shape and integrity checks (references, subnets inside the network and apart): what a spec of this size costs before any plan.
+const spec = await parseSpec(input);
+const parseSeconds = seconds(parseStart);
 const cloud = new InMemoryCloud({ bootMs: 0, terminateMs: 0, pageSize: 1000 });
 const provider = createInMemoryProvider({ cloud, region: 'local-1', pollIntervalMs: 1 });
-const report: Record<string, unknown> = { phase, resources: total };
+const report: Record<string, unknown> = { phase, resources: total, parseSeconds };
 
-if (phase === 'plan') {
+if (phase === 'plan' || phase === 'subnets') {
   const start = performance.now();
   const planned = await plan({ spec, provider });
   report.planSeconds = seconds(start);
@@ -81,7 +102,7 @@ if (phase === 'plan') {
   report.destroySeconds = seconds(start);
   if (destroyed.execution.status !== 'succeeded') throw new Error(`destroy ${destroyed.execution.status}`);
 } else {
-  throw new Error(`unknown phase "${phase}" (plan or apply)`);
+  throw new Error(`unknown phase "${phase}" (plan, subnets or apply)`);
 }
 // Peak resident memory of this whole process (Node itself included), in MB.
 report.peakRssMB = Math.round(process.resourceUsage().maxRSS / 1024);

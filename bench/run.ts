@@ -16,11 +16,14 @@ function runPhase(script: string, ...args: string[]): Record<string, unknown> {
 console.log(`Planner and executor, ${resources} resources on the in-memory provider (instant boots):`);
 const planned = runPhase('./plan-apply.ts', 'plan', String(resources));
 const applied = runPhase('./plan-apply.ts', 'apply', String(resources));
+const subnets = runPhase('./plan-apply.ts', 'subnets', '40000');
 const rows = [
   ['plan (empty cloud)', `${planned.planSeconds} s`, `${planned.peakRssMB} MB`, 'target < 1 s, < 300 MB'],
   ['apply (plan + execute)', `${applied.applySeconds} s`, `${applied.peakRssMB} MB`, 'peak of the apply process'],
   ['re-plan (all discovered, empty)', `${applied.replanSeconds} s`, '', ''],
   ['destroy', `${applied.destroySeconds} s`, '', ''],
+  ['40,000 subnets: check (parse)', `${subnets.parseSeconds} s`, '', 'target < 2 s (integrity checks)'],
+  ['40,000 subnets: plan', `${subnets.planSeconds} s`, `${subnets.peakRssMB} MB`, ''],
 ];
 for (const row of rows) console.log(`  ${row[0]?.padEnd(34)} ${row[1]?.padStart(9)} ${row[2]?.padStart(8)}   ${row[3]}`);
 
@@ -68,6 +71,7 @@ if (Number(redis.copyPeakRssMB) >= 300) failures.push(`Redis copy peaked at ${re
 if (redis.verified !== true) failures.push('the Redis copy did not verify');
 if (Number(aws.ratio) > 1.15) failures.push(`AWS apply at ${aws.ratio}x the critical path (target <= 1.15x)`);
 if (Number(planned.planSeconds) >= 1) failures.push(`plan took ${planned.planSeconds} s (target < 1 s)`);
+if (Number(subnets.parseSeconds) >= 2) failures.push(`checking 40,000 subnets took ${subnets.parseSeconds} s (target < 2 s)`);
 if (Number(planned.peakRssMB) >= 300) failures.push(`plan peaked at ${planned.peakRssMB} MB (target < 300 MB)`);
 if (failures.length > 0) {
   console.log(`Targets missed: ${failures.join('; ')}`);

@@ -204,6 +204,52 @@ describe('CIDR helpers', () => {
   });
 });
 
+describe('subnet checks at scale', () => {
+  const cidr = (text: string) => {
+    const parsed = parseCidr(text);
+    if (!parsed.ok) throw new Error(parsed.reason);
+    return parsed.cidr;
+  };
+  const overlapsOf = (input: EnvironmentSpecInput) =>
+    checkEnvironment(input)
+      .violations.filter((violation) => violation.rule === 'subnets-fit-network' && violation.message.includes('overlaps'))
+      .map((violation) => `${violation.path}: ${violation.message}`);
+
+  it('report every overlapping pair, on the later subnet, in spec order, as comparing every pair would', () => {
+    // Nested, equal, adjacent (not overlapping), out of order, and two families.
+    const blocks = ['10.0.0.0/16', '10.0.1.0/24', '10.0.0.0/24', '10.0.1.0/24', '10.0.2.0/25', '10.0.2.128/25', '10.0.2.0/23', '10.0.9.0/24', '10.0.1.128/26', '2001:db8::/48', '2001:db8:0:1::/64', '2001:db8:1::/48'];
+    const spec = goodSpec();
+    spec.network.cidr = '10.0.0.0/8';
+    spec.network.subnets = blocks.map((block, index) => ({ name: `s${index}`, cidr: block, access: 'private' }));
+    spec.instances = [];
+    const expected: string[] = [];
+    for (let later = 0; later < blocks.length; later++) {
+      for (let earlier = 0; earlier < later; earlier++) {
+        if (cidrsOverlap(cidr(blocks[earlier] as string), cidr(blocks[later] as string))) {
+          expected.push(`network.subnets[${later}].cidr: subnet "s${later}" (${blocks[later]}) overlaps subnet "s${earlier}" (${blocks[earlier]})`);
+        }
+      }
+    }
+    expect(expected.length).toBeGreaterThan(8);
+    expect(overlapsOf(spec)).toEqual(expected);
+  });
+
+  it('check 40,000 subnets, finding the one overlap and keeping fixes short', async () => {
+    const spec = goodSpec();
+    spec.network.cidr = '10.0.0.0/8';
+    spec.network.subnets = Array.from({ length: 40_000 }, (_, index) => ({ name: `subnet-${index}`, cidr: `10.${index >> 8}.${index & 255}.0/24`, access: 'private' }));
+    spec.instances = [{ name: 'app', size: 'small', image: 'debian-12', subnet: 'subnet-0' }];
+    expect((await parseSpec(spec)).network.subnets).toHaveLength(40_000);
+    // One subnet moved onto another's block, and an instance in a subnet that does not exist.
+    (spec.network.subnets[39_999] as { cidr: string }).cidr = '10.0.7.0/24';
+    spec.instances.push({ name: 'lost', size: 'small', image: 'debian-12', subnet: 'nowhere' });
+    const { violations } = checkEnvironment(spec);
+    expect(violations.filter((violation) => violation.message.includes('overlaps')).map((violation) => violation.path)).toEqual(['network.subnets[39999].cidr']);
+    const lost = violations.find((violation) => violation.path === 'instances[1].subnet');
+    expect(lost?.fix).toBe('use one of: subnet-0, subnet-1, subnet-2, subnet-3, subnet-4, subnet-5, subnet-6, subnet-7, subnet-8, subnet-9, ... (40000 in all)');
+  });
+});
+
 describe('typed errors', () => {
   it('carry code and retryable defaults, and isInstance follows the hierarchy', () => {
     const violation = new DependencyViolationError('in use', { provider: 'aws', requestId: 'r-1' });

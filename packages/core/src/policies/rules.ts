@@ -4,7 +4,7 @@
  *   `parseSpec` runs these, so a spec that parses is one a provider can build.
  * - security rules: the story's guard rails (no any/any, no database open to the internet, ...).
  */
-import { cidrContains, cidrsOverlap, isInternet, parseCidr, type Cidr } from '../spec/cidr.js';
+import { cidrContains, cidrLast, isInternet, parseCidr, type Cidr } from '../spec/cidr.js';
 import type { EnvironmentSpec, IngressRule, Peer } from '../spec/schema.js';
 import { definePolicy, type PolicyFinding, type PolicyRule } from './engine.js';
 
@@ -17,6 +17,13 @@ function cidrOf(text: string): Cidr | undefined {
 export function instanceNames(instance: { name: string; count: number }): string[] {
   if (instance.count === 1) return [instance.name];
   return Array.from({ length: instance.count }, (_, index) => `${instance.name}-${index + 1}`);
+}
+
+/** Names to choose from, in a fix: the first few, and how many there are (a spec may hold 40,000 subnets). */
+function oneOf(names: readonly string[], none: string): string {
+  if (names.length === 0) return none;
+  const shown = names.slice(0, 10).join(', ');
+  return names.length > 10 ? `${shown}, ... (${names.length} in all)` : shown;
 }
 
 function duplicates<T>(items: readonly T[], keyOf: (item: T) => string): Array<{ index: number; key: string }> {
@@ -60,24 +67,27 @@ export const uniqueNames = definePolicy({
   },
 });
 
-function peerReferenceFindings(spec: EnvironmentSpec, peer: Peer, path: string): PolicyFinding[] {
-  if ('firewall' in peer && !spec.firewalls.some((firewall) => firewall.name === peer.firewall)) {
-    return [
-      {
-        path,
-        message: `refers to firewall "${peer.firewall}", which is not defined`,
-        fix: `use one of: ${spec.firewalls.map((firewall) => firewall.name).join(', ') || '(no firewalls defined)'}`,
-      },
-    ];
+/** The spec's names by kind, as sets: every reference is looked up once, not searched for. */
+interface Names {
+  firewalls: Set<string>;
+  subnets: Set<string>;
+  keyPairs: Set<string>;
+}
+
+function namesOf(spec: EnvironmentSpec): Names {
+  return {
+    firewalls: new Set(spec.firewalls.map((firewall) => firewall.name)),
+    subnets: new Set(spec.network.subnets.map((subnet) => subnet.name)),
+    keyPairs: new Set(spec.keyPairs.map((keyPair) => keyPair.name)),
+  };
+}
+
+function peerReferenceFindings(names: Names, peer: Peer, path: string): PolicyFinding[] {
+  if ('firewall' in peer && !names.firewalls.has(peer.firewall)) {
+    return [{ path, message: `refers to firewall "${peer.firewall}", which is not defined`, fix: `use one of: ${oneOf([...names.firewalls], '(no firewalls defined)')}` }];
   }
-  if ('subnet' in peer && !spec.network.subnets.some((subnet) => subnet.name === peer.subnet)) {
-    return [
-      {
-        path,
-        message: `refers to subnet "${peer.subnet}", which is not defined`,
-        fix: `use one of: ${spec.network.subnets.map((subnet) => subnet.name).join(', ')}`,
-      },
-    ];
+  if ('subnet' in peer && !names.subnets.has(peer.subnet)) {
+    return [{ path, message: `refers to subnet "${peer.subnet}", which is not defined`, fix: `use one of: ${oneOf([...names.subnets], '(no subnets defined)')}` }];
   }
   return [];
 }
@@ -88,32 +98,31 @@ export const referencesResolve = definePolicy({
   severity: 'error',
   check({ spec }) {
     const findings: PolicyFinding[] = [];
-    const firewallNames = spec.firewalls.map((firewall) => firewall.name);
-    const keyPairNames = spec.keyPairs.map((keyPair) => keyPair.name);
+    const names = namesOf(spec);
     spec.instances.forEach((instance, index) => {
       instance.firewalls.forEach((name, firewallIndex) => {
-        if (!firewallNames.includes(name)) {
+        if (!names.firewalls.has(name)) {
           findings.push({
             path: `instances[${index}].firewalls[${firewallIndex}]`,
             message: `instance "${instance.name}" uses firewall "${name}", which is not defined`,
-            fix: `define a firewall named "${name}" or use one of: ${firewallNames.join(', ') || '(none defined)'}`,
+            fix: `define a firewall named "${name}" or use one of: ${oneOf([...names.firewalls], '(none defined)')}`,
           });
         }
       });
-      if (instance.keyPair !== undefined && !keyPairNames.includes(instance.keyPair)) {
+      if (instance.keyPair !== undefined && !names.keyPairs.has(instance.keyPair)) {
         findings.push({
           path: `instances[${index}].keyPair`,
           message: `instance "${instance.name}" uses key pair "${instance.keyPair}", which is not defined`,
-          fix: `define it under keyPairs or use one of: ${keyPairNames.join(', ') || '(none defined)'}`,
+          fix: `define it under keyPairs or use one of: ${oneOf([...names.keyPairs], '(none defined)')}`,
         });
       }
     });
     spec.firewalls.forEach((firewall, firewallIndex) => {
       firewall.ingress.forEach((rule, ruleIndex) => {
-        findings.push(...peerReferenceFindings(spec, rule.from, `firewalls[${firewallIndex}].ingress[${ruleIndex}].from`));
+        findings.push(...peerReferenceFindings(names, rule.from, `firewalls[${firewallIndex}].ingress[${ruleIndex}].from`));
       });
       (firewall.egress ?? []).forEach((rule, ruleIndex) => {
-        findings.push(...peerReferenceFindings(spec, rule.to, `firewalls[${firewallIndex}].egress[${ruleIndex}].to`));
+        findings.push(...peerReferenceFindings(names, rule.to, `firewalls[${firewallIndex}].egress[${ruleIndex}].to`));
       });
     });
     return findings;
@@ -125,15 +134,15 @@ export const instancesInNetwork = definePolicy({
   description: 'Every instance is placed in a subnet of the environment network.',
   severity: 'error',
   check({ spec }) {
-    const subnetNames = spec.network.subnets.map((subnet) => subnet.name);
+    const subnetNames = new Set(spec.network.subnets.map((subnet) => subnet.name));
     return spec.instances.flatMap((instance, index) =>
-      subnetNames.includes(instance.subnet)
+      subnetNames.has(instance.subnet)
         ? []
         : [
             {
               path: `instances[${index}].subnet`,
               message: `instance "${instance.name}" is placed in subnet "${instance.subnet}", which is not a subnet of network "${spec.network.name}"`,
-              fix: `use one of: ${subnetNames.join(', ')}`,
+              fix: `use one of: ${oneOf([...subnetNames], '(no subnets defined)')}`,
             },
           ],
     );
@@ -157,18 +166,28 @@ export const subnetsFitNetwork = definePolicy({
         });
       }
     }
-    for (let later = 0; later < subnets.length; later++) {
-      for (let earlier = 0; earlier < later; earlier++) {
-        const a = subnets[earlier];
-        const b = subnets[later];
-        if (a?.cidr && b?.cidr && cidrsOverlap(a.cidr, b.cidr)) {
-          findings.push({
-            path: `network.subnets[${b.index}].cidr`,
-            message: `subnet "${b.subnet.name}" (${b.subnet.cidr}) overlaps subnet "${a.subnet.name}" (${a.subnet.cidr})`,
-            fix: 'give each subnet its own block',
-          });
-        }
-      }
+    // Overlaps by a sweep in address order (n log n, not every pair: a spec may hold 40,000
+    // subnets): a block is compared only with the earlier blocks still open where it starts.
+    // Each overlapping pair is reported on the later subnet of the spec, in spec order.
+    type Block = (typeof subnets)[number] & { cidr: Cidr; last: bigint };
+    const blocks = subnets
+      .filter((entry): entry is (typeof subnets)[number] & { cidr: Cidr } => entry.cidr !== undefined)
+      .map((entry): Block => ({ ...entry, last: cidrLast(entry.cidr) }))
+      .sort((a, b) => a.cidr.family - b.cidr.family || (a.cidr.network < b.cidr.network ? -1 : a.cidr.network > b.cidr.network ? 1 : a.index - b.index));
+    const pairs: Array<{ a: Block; b: Block }> = [];
+    let open: Block[] = [];
+    for (const block of blocks) {
+      open = open.filter((earlier) => earlier.cidr.family === block.cidr.family && earlier.last >= block.cidr.network);
+      for (const earlier of open) pairs.push(earlier.index < block.index ? { a: earlier, b: block } : { a: block, b: earlier });
+      open.push(block);
+    }
+    pairs.sort((x, y) => x.b.index - y.b.index || x.a.index - y.a.index);
+    for (const { a, b } of pairs) {
+      findings.push({
+        path: `network.subnets[${b.index}].cidr`,
+        message: `subnet "${b.subnet.name}" (${b.subnet.cidr}) overlaps subnet "${a.subnet.name}" (${a.subnet.cidr})`,
+        fix: 'give each subnet its own block',
+      });
     }
     return findings;
   },

@@ -78,7 +78,8 @@ function formatAddress(value: bigint, family: 4 | 6): string {
   return groups.join(':');
 }
 
-function lastAddress(cidr: Cidr): bigint {
+/** The last address of the block. */
+export function cidrLast(cidr: Cidr): bigint {
   const bits = cidr.family === 4 ? 32 : 128;
   return cidr.network + (1n << BigInt(bits - cidr.prefixLength)) - 1n;
 }
@@ -89,12 +90,12 @@ export function cidrContains(outer: Cidr, inner: Cidr): boolean {
     outer.family === inner.family &&
     outer.prefixLength <= inner.prefixLength &&
     inner.network >= outer.network &&
-    lastAddress(inner) <= lastAddress(outer)
+    cidrLast(inner) <= cidrLast(outer)
   );
 }
 
 export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
-  return a.family === b.family && a.network <= lastAddress(b) && b.network <= lastAddress(a);
+  return a.family === b.family && a.network <= cidrLast(b) && b.network <= cidrLast(a);
 }
 
 /** The whole address space of a family: 0.0.0.0/0 or ::/0. */
