@@ -32,6 +32,7 @@ export type ArmadaErrorCode =
   | 'Conflict'
   | 'DependencyViolation'
   | 'Throttled'
+  | 'Connection'
   | 'Unsupported'
   | 'Validation'
   | 'Timeout'
@@ -178,6 +179,23 @@ export class ThrottledError extends ArmadaError {
   }
 }
 
+const connectionMarker = markerOf('Connection');
+const connectionSymbol = Symbol.for(connectionMarker);
+/**
+ * No reply came: the connection was refused, reset or timed out. Retryable, but unlike a
+ * throttle the request may or may not have taken effect, so a retried create must be idempotent.
+ */
+export class ConnectionError extends ArmadaError {
+  protected readonly [connectionSymbol] = true;
+  constructor(message: string, options: ArmadaErrorOptions = {}) {
+    super('Connection', message, { defaultRetryable: true, ...options });
+    this.name = 'ConnectionError';
+  }
+  static override isInstance(error: unknown): error is ConnectionError {
+    return hasMarker(error, connectionMarker);
+  }
+}
+
 const unsupportedMarker = markerOf('Unsupported');
 const unsupportedSymbol = Symbol.for(unsupportedMarker);
 /** The provider lacks a capability the spec needs. Names the capability. */
@@ -271,8 +289,13 @@ export class DuplicateRegistrationError extends ArmadaError {
 }
 
 /** Wraps anything thrown into an ArmadaError so callers handle one type. */
+/** Node's codes for a connection that was refused, reset, cut or never made in time. */
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+
 export function toArmadaError(error: unknown, provider?: string): ArmadaError {
   if (ArmadaError.isInstance(error)) return error;
   const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && CONNECTION_CODES.has(code)) return new ConnectionError(`the connection failed (${code}): ${message}`, { provider, cause: error });
   return new ArmadaError('Unknown', message, { provider, cause: error });
 }

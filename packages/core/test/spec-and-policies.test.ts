@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ArmadaError,
   ConflictError,
+  ConnectionError,
   DependencyViolationError,
   NotFoundError,
   ThrottledError,
@@ -21,6 +22,7 @@ import {
   parseSpec,
   providerOptionsOf,
   safeParseSpec,
+  toArmadaError,
   type EnvironmentSpecInput,
   type Violation,
 } from '../src/index.js';
@@ -251,6 +253,20 @@ describe('subnet checks at scale', () => {
 });
 
 describe('typed errors', () => {
+  it('name a refused connection as a connection error, retryable, not a throttle', async () => {
+    const { createServer, connect } = await import('node:net');
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port: free } = server.address() as { port: number };
+        server.close(() => resolve(free));
+      });
+    });
+    const refused = await new Promise<Error>((resolve) => connect(port, '127.0.0.1').once('error', resolve));
+    const mapped = toArmadaError(refused, 'somewhere');
+    expect(ConnectionError.isInstance(mapped) && !ThrottledError.isInstance(mapped)).toBe(true);
+    expect([mapped.code, mapped.retryable, mapped.provider]).toEqual(['Connection', true, 'somewhere']);
+    expect(mapped.message).toMatch(/^the connection failed \(ECONNREFUSED\): connect ECONNREFUSED 127\.0\.0\.1:\d+$/);
+  });
   it('carry code and retryable defaults, and isInstance follows the hierarchy', () => {
     const violation = new DependencyViolationError('in use', { provider: 'aws', requestId: 'r-1' });
     expect([violation.code, violation.retryable, violation.provider, violation.requestId]).toEqual(['DependencyViolation', true, 'aws', 'r-1']);

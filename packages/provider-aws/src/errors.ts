@@ -6,6 +6,7 @@ import {
   AlreadyExistsError,
   ArmadaError,
   ConflictError,
+  ConnectionError,
   DependencyViolationError,
   NotFoundError,
   ThrottledError,
@@ -60,12 +61,14 @@ export function mapAwsError(error: unknown, context: string): ArmadaError {
       ],
     });
   }
+  // Before the server-fault test: the SDK marks a request that got no reply as a server fault too.
+  const networkCode = TRANSIENT_NETWORK.has(code) ? code : (error as { code?: string })?.code;
+  if (status === undefined && networkCode !== undefined && TRANSIENT_NETWORK.has(networkCode)) {
+    // The request may or may not have taken effect: retryable, and creates must be idempotent.
+    return new ConnectionError(`${context}: the connection failed (${networkCode}); the call may have taken effect`, options);
+  }
   if (THROTTLING.has(code) || status === 429 || aws.$fault === 'server' || (status !== undefined && status >= 500)) {
     return new ThrottledError(message, options);
-  }
-  if (TRANSIENT_NETWORK.has(code) || TRANSIENT_NETWORK.has((error as { code?: string })?.code ?? '')) {
-    // The request may or may not have taken effect: retryable, and creates must be idempotent.
-    return new ThrottledError(`${context}: the connection failed (${code}); the call may have taken effect`, options);
   }
   if (code.endsWith('.NotFound') || code === 'NoSuchHostedZone' || code === 'NoSuchChange') return new NotFoundError(message, options);
   if (code.endsWith('.Duplicate')) return new AlreadyExistsError(message, options);

@@ -2,7 +2,9 @@
  * Bad credentials, an unknown region, an instance type the region does not offer: each is one
  * clear error naming what to fix, before anything is created.
  */
-import { ValidationError, applyEnvironment, loadSpecFile, type EnvironmentSpec } from '@armada/core';
+import { DescribeRegionsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { ConnectionError, ValidationError, applyEnvironment, loadSpecFile, type EnvironmentSpec } from '@armada/core';
+import { createServer } from 'node:net';
 import { startAwsEmulator, type AwsEmulator } from '@armada/testkit';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -91,5 +93,24 @@ describe('mapAwsError', () => {
   ] as const)('%s (%i) -> %s', (name, status, code, retryable) => {
     const mapped = mapAwsError(sdkError(name, status), 'SomeCall');
     expect([mapped.code, mapped.retryable, mapped.provider, mapped.requestId]).toEqual([code, retryable, 'aws', 'req-1']);
+  });
+});
+
+describe('a connection the SDK could not make', () => {
+  it('is a ConnectionError (retryable, and said to be a connection failure), not a throttle', async () => {
+    // A port that was just free: nothing listens there, so the connection is refused.
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port: free } = server.address() as { port: number };
+        server.close(() => resolve(free));
+      });
+    });
+    const client = new EC2Client({ region: 'eu-west-1', endpoint: `http://127.0.0.1:${port}`, credentials: { accessKeyId: 'AKIDGOOD', secretAccessKey: 'x' }, maxAttempts: 1 });
+    const error = await client.send(new DescribeRegionsCommand({})).catch((caught: unknown) => caught);
+    client.destroy();
+    const mapped = mapAwsError(error, 'DescribeRegions');
+    expect(ConnectionError.isInstance(mapped)).toBe(true);
+    expect([mapped.code, mapped.retryable, mapped.provider]).toEqual(['Connection', true, 'aws']);
+    expect(mapped.message).toBe('DescribeRegions: the connection failed (ECONNREFUSED); the call may have taken effect');
   });
 });

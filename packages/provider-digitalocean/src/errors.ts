@@ -7,6 +7,7 @@ import {
   AlreadyExistsError,
   ArmadaError,
   ConflictError,
+  ConnectionError,
   DependencyViolationError,
   NotFoundError,
   ThrottledError,
@@ -38,7 +39,7 @@ export function mapDigitalOceanError(error: unknown, context: string): ArmadaErr
   const options = { provider: DIGITALOCEAN_PROVIDER_ID, cause: error, ...(response?.data?.request_id ? { requestId: response.data.request_id } : {}) };
   if (!response) {
     // No reply at all: the request may have taken effect. Retryable; creates must be idempotent.
-    return new ThrottledError(`${context}: the connection failed (${failure.code ?? failure.message}); the call may have taken effect`, options);
+    return new ConnectionError(`${context}: the connection failed (${failure.code ?? failure.message}); the call may have taken effect`, options);
   }
   const message = `${context}: ${response.status} ${response.data?.id ?? ''}: ${response.data?.message ?? failure.message ?? ''}`.replace(/\s+/g, ' ');
   const status = response.status;

@@ -2,7 +2,9 @@
  * A missing or rejected token, an unknown region, size or image: each is one clear error naming
  * what to fix, before anything is created. And 429s carry the wait DigitalOcean asked for.
  */
-import { ThrottledError, ValidationError, applyEnvironment, loadSpecFile, type EnvironmentSpec } from '@armada/core';
+import { ConnectionError, ThrottledError, ValidationError, applyEnvironment, loadSpecFile, type EnvironmentSpec } from '@armada/core';
+import { createApiClient } from 'dots-wrapper';
+import { createServer } from 'node:net';
 import { startDigitalOceanEmulator, type DigitalOceanEmulator } from '@armada/testkit';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -98,5 +100,22 @@ describe('mapDigitalOceanError', () => {
     [422, 'unprocessable_entity', 'You specified an invalid size', 'Validation'],
   ] as const)('%i %s -> %s', (status, id, message, code) => {
     expect(mapDigitalOceanError(axiosError(status, id, message), 'call').code).toBe(code);
+  });
+});
+
+describe('a connection dots-wrapper could not make', () => {
+  it('is a ConnectionError (retryable, and said to be a connection failure), not a throttle', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port: free } = server.address() as { port: number };
+        server.close(() => resolve(free));
+      });
+    });
+    const client = createApiClient({ token: 'token', endpoint: `http://127.0.0.1:${port}` });
+    const error = await client.region.listRegions({}).catch((caught: unknown) => caught);
+    const mapped = mapDigitalOceanError(error, 'list regions');
+    expect(ConnectionError.isInstance(mapped)).toBe(true);
+    expect([mapped.code, mapped.retryable, mapped.provider]).toEqual(['Connection', true, 'digitalocean']);
+    expect(mapped.message).toBe('list regions: the connection failed (ECONNREFUSED); the call may have taken effect');
   });
 });

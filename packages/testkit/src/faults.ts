@@ -3,7 +3,7 @@
  * of calls throttled, eventual consistency, and chosen failures (before the call takes effect, or
  * after it, as a lost response).
  */
-import { ThrottledError } from '@armada/core';
+import { ConnectionError, ThrottledError } from '@armada/core';
 
 /**
  * Portable operation names, so the conformance suite can aim a fault at "the instance create"
@@ -64,7 +64,7 @@ export function seededRandom(seed: number): () => number {
 }
 
 /** Thrown for a lost response: the call took effect, the client never heard. */
-export class LostResponseError extends ThrottledError {
+export class LostResponseError extends ConnectionError {
   constructor(operation: string) {
     super(`The response to ${operation} was lost (simulated timeout); the call may have taken effect.`);
   }
