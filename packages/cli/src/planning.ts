@@ -8,6 +8,7 @@ import {
   evaluatePolicies,
   isEmptyPlan,
   plan as makePlan,
+  verifyProvider,
   type EnvironmentSpec,
   type Plan,
   type PolicyReport,
@@ -33,7 +34,7 @@ export async function preparePlan(session: Session, specPath: string): Promise<P
   const signal = session.signal;
   session.note(session.styleErr('dim', `Planning "${spec.name}" on ${provider.id} (${provider.region})...`));
   // Credentials and region first: a wrong token is one clear error, before anything else is called.
-  await provider.verify?.(signal ? { signal } : {});
+  await verifyProvider(provider, signal ? { signal } : {});
   const plan = await makePlan({ spec, provider, ...(signal ? { signal } : {}) });
   const statePath = statePathFor(session, spec.name);
   plan.notes.push(...driftNotes(plan, await readState(session, statePath)));

@@ -6,8 +6,10 @@ import { ValidationError } from './errors.js';
 import { evaluatePolicies, type PolicyReport, type PolicyRule } from './policies/engine.js';
 import { builtInRules } from './policies/rules.js';
 import { executePlan, type ExecuteOptions, type ExecutionResult } from './execute/executor.js';
+import { withRetries, type RetryPolicy } from './execute/retry.js';
 import { plan as makePlan, planDestroy } from './plan/planner.js';
 import type { Plan } from './plan/types.js';
+import type { ProviderV1 } from './provider.js';
 import type { EnvironmentSpec } from './spec/schema.js';
 import { driftNotes, readStateFile, writeStateFile } from './state.js';
 
@@ -25,6 +27,18 @@ export interface ApplyEnvironmentResult {
   execution: ExecutionResult;
 }
 
+/**
+ * The provider's own check of credentials and region (`verify`), retried like every other call:
+ * one throttled DescribeRegions must not end a run before it starts. A wrong token or region is
+ * not retryable and comes at once.
+ */
+export async function verifyProvider(provider: ProviderV1, options: { signal?: AbortSignal; retry?: Partial<RetryPolicy> } = {}): Promise<void> {
+  const check = provider.verify;
+  if (!check) return;
+  const signal = options.signal ? { signal: options.signal } : {};
+  await withRetries(() => Promise.resolve(check.call(provider, signal)), { ...options.retry, provider: provider.id, ...signal });
+}
+
 /** Refuses a plan that breaks a policy with severity error, listing every violation. */
 export function assertPolicies(report: PolicyReport): void {
   if (report.ok) return;
@@ -39,7 +53,7 @@ export function assertPolicies(report: PolicyReport): void {
 
 export async function applyEnvironment(options: ApplyEnvironmentOptions): Promise<ApplyEnvironmentResult> {
   const { spec, provider, rules = builtInRules } = options;
-  await provider.verify?.(options.signal ? { signal: options.signal } : {});
+  await verifyProvider(provider, { ...(options.signal ? { signal: options.signal } : {}), ...(options.retry ? { retry: options.retry } : {}) });
   const plan = await makePlan({ spec, provider, ...(options.signal ? { signal: options.signal } : {}), ...(options.retry ? { retry: options.retry } : {}) });
   if (options.statePath) plan.notes.push(...driftNotes(plan, await readStateFile(options.statePath)));
   const policies = evaluatePolicies({ spec, plan }, rules);

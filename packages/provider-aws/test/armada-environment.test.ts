@@ -4,7 +4,7 @@
  * pair, 4 instances with Name and Version tags; an empty second plan; destroy leaves nothing.
  */
 import { DescribeInstancesCommand, DescribeRouteTablesCommand, DescribeSecurityGroupsCommand, DescribeVpcsCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { destroyEnvironment, executePlan, isEmptyPlan, loadSpecFile, plan, type EnvironmentSpec, type ProviderV1 } from '@armada/core';
+import { applyEnvironment, destroyEnvironment, executePlan, isEmptyPlan, loadSpecFile, plan, type EnvironmentSpec, type ProviderV1 } from '@armada/core';
 import { startAwsEmulator, type AwsEmulator } from '@armada/testkit';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -102,6 +102,20 @@ describe('the Armada environment on the AWS emulator', () => {
 });
 
 describe('the Armada environment on a bad day at AWS', () => {
+  it('retries the credentials and region check: two failed DescribeRegions do not end the apply', async () => {
+    const emulator = await startAwsEmulator({ bootMs: 20, terminateMs: 20 });
+    try {
+      const provider = createAwsProvider({ region: 'us-east-1', endpoint: emulator.endpoint, credentials, pollIntervalMs: 20 });
+      // The first describe call of the run is verify's DescribeRegions: it fails twice (a 500, which EC2 says to retry).
+      emulator.faults.failNext('describe', new Error('simulated outage'), 2);
+      const result = await applyEnvironment({ spec: await armadaOnAws(), provider, retry: fastRetry });
+      expect(result.execution.status).toBe('succeeded');
+      expect(emulator.calls('DescribeRegions')).toBe(3);
+    } finally {
+      await emulator.close();
+    }
+  });
+
   // Several seeds: each throttles a different set of calls.
   it.each([7, 11, 23, 42])('completes with exactly 4 instances with a fifth of the calls throttled and eventual consistency (seed %i)', async (seed) => {
     const emulator = await startAwsEmulator({ bootMs: 80, terminateMs: 40, seed });

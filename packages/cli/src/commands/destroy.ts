@@ -1,5 +1,5 @@
 /** `armada destroy <spec>`: delete everything the environment owns (found by its ownership tags). */
-import { buildSteps, executePlan, planDestroy, writeStateFile } from '@armada/core';
+import { buildSteps, executePlan, planDestroy, verifyProvider, writeStateFile } from '@armada/core';
 import type { Command } from 'commander';
 import { approve } from '../approve.js';
 import { ExitCode } from '../exit-codes.js';
@@ -24,7 +24,7 @@ export function registerDestroy(program: Command, runtime: CliRuntime): void {
       const { provider } = await providerFor(session, spec);
       const signal = session.signal;
       session.note(session.styleErr('dim', `Looking for what "${spec.name}" owns on ${provider.id} (${provider.region})...`));
-      await provider.verify?.(signal ? { signal } : {});
+      await verifyProvider(provider, signal ? { signal } : {});
       const plan = await planDestroy({ environment: spec.name, provider, ...(signal ? { signal } : {}) });
       const statePath = statePathFor(session, spec.name);
       const count = plan.summary.delete;
