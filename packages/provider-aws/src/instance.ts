@@ -7,6 +7,7 @@ import {
   CreateTagsCommand,
   DeleteTagsCommand,
   DescribeInstancesCommand,
+  DescribeSecurityGroupsCommand,
   ModifyInstanceAttributeCommand,
   RunInstancesCommand,
   TerminateInstancesCommand,
@@ -61,13 +62,16 @@ function observedInstance(instance: Instance, discovery: Pick<DiscoverContext, '
   const owned = ownedAddress(tags);
   if (!owned || !instance.InstanceId) return undefined;
   const nameOf = (id: string | undefined) => discovery.findById(id ?? '')?.name ?? `(foreign ${id})`;
+  // EC2 gives an instance launched without groups its VPC's default group (every VPC has one,
+  // named "default", which no one else may be named): that is "no firewalls", not a foreign one.
+  const groups = (instance.SecurityGroups ?? []).filter((group) => group.GroupName !== 'default' || discovery.findById(group.GroupId ?? '') !== undefined);
   return {
     ...owned,
     kind: 'instance',
     id: instance.InstanceId,
     properties: {
       subnet: nameOf(instance.SubnetId),
-      firewalls: (instance.SecurityGroups ?? []).map((group) => nameOf(group.GroupId)),
+      firewalls: groups.map((group) => nameOf(group.GroupId)),
       ...(tags[KEY_PAIR_TAG] !== undefined ? { keyPair: tags[KEY_PAIR_TAG] } : {}),
       size: instance.InstanceType ?? '',
       image: instance.ImageId ?? '',
@@ -87,6 +91,17 @@ export function instanceService(context: AwsContext): ResourceService<'instance'
     const instance = found.Reservations?.[0]?.Instances?.[0];
     if (!instance) throw new NotFoundError(`Instance ${instanceId} is not visible yet.`, { provider: 'aws', resource: instanceId });
     return instance;
+  };
+
+  /** The default security group of the instance's VPC. */
+  const defaultGroupOf = async (instanceId: string): Promise<string> => {
+    const vpcId = (await describe(instanceId)).VpcId;
+    const found = await aws('DescribeSecurityGroups', () =>
+      ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: 'vpc-id', Values: [vpcId ?? ''] }, { Name: 'group-name', Values: ['default'] }] })),
+    );
+    const id = found.SecurityGroups?.[0]?.GroupId;
+    if (!id) throw new NotFoundError(`The default security group of ${vpcId} is not visible yet.`, { provider: 'aws', resource: instanceId });
+    return id;
   };
 
   const firewallIds = (properties: InstanceProperties, apply: ApplyContext) =>
@@ -163,7 +178,9 @@ export function instanceService(context: AwsContext): ResourceService<'instance'
     async update(resource, current, apply) {
       const { properties } = resource;
       if (stableStringify([...properties.firewalls].sort()) !== stableStringify([...current.properties.firewalls].sort())) {
-        await aws('ModifyInstanceAttribute', () => ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: current.id, Groups: firewallIds(properties, apply) })));
+        // An instance has at least one group: "no firewalls" is its VPC's default group, as at launch.
+        const groups = properties.firewalls.length > 0 ? firewallIds(properties, apply) : [await defaultGroupOf(current.id)];
+        await aws('ModifyInstanceAttribute', () => ec2.send(new ModifyInstanceAttributeCommand({ InstanceId: current.id, Groups: groups })));
       }
       const wanted = launchTags(properties);
       const previous = launchTags(current.properties);

@@ -246,6 +246,30 @@ export function describeProviderConformance(options: ConformanceOptions): void {
       expect(isEmptyPlan(await plan({ spec: changed, provider: harness.provider }))).toBe(true);
     });
 
+    it('settles an instance with no firewalls, and takes firewalls away and back in place', { timeout }, async () => {
+      const spec = await freshSpec();
+      const bare: EnvironmentSpec = { ...spec, instances: spec.instances.map((instance) => (instance.name === 'db' ? { ...instance, firewalls: [] } : instance)) };
+      expect((await executePlan(await plan({ spec: bare, provider: harness.provider }), execute())).status).toBe('succeeded');
+      // Whatever the cloud gives an instance launched without groups (EC2: the VPC's default group) is "none".
+      expect(isEmptyPlan(await plan({ spec: bare, provider: harness.provider }))).toBe(true);
+      const before = await observedOf(spec);
+      // None of the spec's (a provider may add its own, as DigitalOcean does for a private subnet).
+      expect((before.get('instance.db') as ObservedResource<'instance'>).properties.firewalls).not.toContain('data');
+      // web's firewall taken away, then given back: each an update in place, each settling.
+      for (const firewalls of [[], ['web']]) {
+        const changed: EnvironmentSpec = { ...bare, instances: bare.instances.map((instance) => (instance.name === 'web' ? { ...instance, firewalls } : instance)) };
+        const update = await plan({ spec: changed, provider: harness.provider });
+        expect(update.actions.filter((action) => action.type !== 'noop').map((action) => [action.address, action.type])).toEqual([['instance.web', 'update']]);
+        expect((await executePlan(update, execute())).status).toBe('succeeded');
+        expect(isEmptyPlan(await plan({ spec: changed, provider: harness.provider }))).toBe(true);
+        const after = await observedOf(spec);
+        expect(after.get('instance.web')?.id).toBe(before.get('instance.web')?.id);
+        const held = (after.get('instance.web') as ObservedResource<'instance'>).properties.firewalls;
+        if (firewalls.length > 0) expect(held).toContain('web');
+        else expect(held).not.toContain('web');
+      }
+    });
+
     it('replaces what cannot change in place', { timeout }, async () => {
       const { spec } = await build();
       const before = await observedOf(spec);
