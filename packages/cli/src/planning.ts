@@ -7,8 +7,11 @@ import {
   driftNotes,
   evaluatePolicies,
   isEmptyPlan,
+  localLock,
+  lockKey,
   plan as makePlan,
   verifyProvider,
+  type LockLease,
   type EnvironmentSpec,
   type Plan,
   type PolicyReport,
@@ -26,11 +29,41 @@ export interface PreparedPlan {
   policies: PolicyReport;
   statePath: string;
   changes: boolean;
+  /** The environment's lock, when the plan was made to be applied: released by the caller. */
+  lease?: LockLease;
 }
 
-export async function preparePlan(session: Session, specPath: string): Promise<PreparedPlan> {
+/** How long `armada apply` and `destroy` wait for another run of the same environment on this machine. */
+const LOCK_WAIT_MS = 120_000;
+
+/**
+ * The environment's lock, for a run that will change it: taken before its plan is made, so that
+ * no other run changes what the plan saw before it is applied. Says so while it waits.
+ */
+export async function lockEnvironment(session: Session, provider: ProviderV1, environment: string, operation: string): Promise<LockLease> {
+  const signal = session.signal;
+  return localLock().acquire(lockKey(provider, environment), {
+    operation,
+    waitMs: LOCK_WAIT_MS,
+    ...(signal ? { signal } : {}),
+    onWait: (holder) =>
+      session.note(session.styleErr('dim', `Waiting for "${environment}": ${holder ? `${holder.owner} has it (${holder.operation}, since ${holder.since})` : 'another run has it'}...`)),
+  });
+}
+
+export async function preparePlan(session: Session, specPath: string, options: { lockFor?: string } = {}): Promise<PreparedPlan> {
   const { spec } = await loadCheckedSpec(session, specPath);
   const { provider } = await providerFor(session, spec);
+  const lease = options.lockFor ? await lockEnvironment(session, provider, spec.name, options.lockFor) : undefined;
+  try {
+    return { ...(await planFor(session, spec, provider)), ...(lease ? { lease } : {}) };
+  } catch (error) {
+    await lease?.release();
+    throw error;
+  }
+}
+
+async function planFor(session: Session, spec: EnvironmentSpec, provider: ProviderV1): Promise<PreparedPlan> {
   const signal = session.signal;
   session.note(session.styleErr('dim', `Planning "${spec.name}" on ${provider.id} (${provider.region})...`));
   // Credentials and region first: a wrong token is one clear error, before anything else is called.

@@ -10,10 +10,48 @@ import { withRetries, type RetryPolicy } from './execute/retry.js';
 import { plan as makePlan, planDestroy } from './plan/planner.js';
 import type { Plan } from './plan/types.js';
 import type { ProviderV1 } from './provider.js';
+import { localLock, type EnvironmentLock } from './lock.js';
 import type { EnvironmentSpec } from './spec/schema.js';
 import { driftNotes, readStateFile, writeStateFile } from './state.js';
 
-export interface ApplyEnvironmentOptions extends ExecuteOptions {
+/** The lock a changing run takes (see lock.ts). */
+export interface LockOptions {
+  /** Default: `localLock()`, shared by the runs of this machine. `false`: none (the caller locks). */
+  lock?: EnvironmentLock | false;
+  /** How long to wait for a lock another run holds before refusing with LockedError (default 2 minutes). */
+  lockWaitMs?: number;
+}
+
+const DEFAULT_LOCK_WAIT_MS = 120_000;
+let machineLock: EnvironmentLock | undefined;
+
+/** What a lock is taken on: the environment on its provider and region (the same name elsewhere is another environment). */
+export function lockKey(provider: Pick<ProviderV1, 'id' | 'region'>, environment: string): string {
+  return `${provider.id}/${provider.region}/${environment}`;
+}
+
+/** Runs `run` holding the environment's lock (released however `run` ends). */
+export async function withEnvironmentLock<T>(
+  options: LockOptions & { provider: ProviderV1; signal?: AbortSignal },
+  environment: string,
+  operation: string,
+  run: () => Promise<T>,
+): Promise<T> {
+  if (options.lock === false) return run();
+  const lock = options.lock ?? (machineLock ??= localLock());
+  const lease = await lock.acquire(lockKey(options.provider, environment), {
+    operation,
+    waitMs: options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  try {
+    return await run();
+  } finally {
+    await lease.release();
+  }
+}
+
+export interface ApplyEnvironmentOptions extends ExecuteOptions, LockOptions {
   spec: EnvironmentSpec;
   /** Policy rules run on the spec and the plan. Default: every built-in rule. */
   rules?: readonly PolicyRule[];
@@ -52,6 +90,10 @@ export function assertPolicies(report: PolicyReport): void {
 }
 
 export async function applyEnvironment(options: ApplyEnvironmentOptions): Promise<ApplyEnvironmentResult> {
+  return withEnvironmentLock(options, options.spec.name, 'apply', () => applyLocked(options));
+}
+
+async function applyLocked(options: ApplyEnvironmentOptions): Promise<ApplyEnvironmentResult> {
   const { spec, provider, rules = builtInRules } = options;
   await verifyProvider(provider, { ...(options.signal ? { signal: options.signal } : {}), ...(options.retry ? { retry: options.retry } : {}) });
   const plan = await makePlan({ spec, provider, ...(options.signal ? { signal: options.signal } : {}), ...(options.retry ? { retry: options.retry } : {}) });
@@ -66,8 +108,12 @@ export async function applyEnvironment(options: ApplyEnvironmentOptions): Promis
 }
 
 export async function destroyEnvironment(
-  options: ExecuteOptions & { environment: string; statePath?: string },
+  options: ExecuteOptions & LockOptions & { environment: string; statePath?: string },
 ): Promise<{ plan: Plan; execution: ExecutionResult }> {
+  return withEnvironmentLock(options, options.environment, 'destroy', () => destroyLocked(options));
+}
+
+async function destroyLocked(options: ExecuteOptions & { environment: string; statePath?: string }): Promise<{ plan: Plan; execution: ExecutionResult }> {
   const plan = await planDestroy({
     environment: options.environment,
     provider: options.provider,

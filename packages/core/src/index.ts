@@ -19,6 +19,7 @@ export * from './execute/wait.js';
 export * from './execute/throttle.js';
 export * from './execute/executor.js';
 export * from './apply.js';
+export * from './lock.js';
 export * from './state.js';
 export * from './ssh/transport.js';
 export * from './server/policy.js';

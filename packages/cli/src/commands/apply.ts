@@ -3,10 +3,10 @@ import { buildSteps, executePlan, writeStateFile } from '@armada/core';
 import type { Command } from 'commander';
 import { approve } from '../approve.js';
 import { ExitCode } from '../exit-codes.js';
-import { preparePlan, showPlan } from '../planning.js';
+import { preparePlan, showPlan, type PreparedPlan } from '../planning.js';
 import { createProgress } from '../progress.js';
 import { executionToJSON, renderInstances, summariseExecution } from '../render.js';
-import { withCommonOptions, type CliRuntime, type CommonOptions } from '../session.js';
+import { withCommonOptions, type CliRuntime, type CommonOptions, type Session } from '../session.js';
 
 export interface ApproveOptions extends CommonOptions {
   yes?: boolean;
@@ -32,29 +32,37 @@ export function registerApply(program: Command, runtime: CliRuntime): void {
     ),
   ).action(
     runtime.action<ApproveOptions>(async (session, options, [specPath]) => {
-      const prepared = await preparePlan(session, specPath as string);
-      showPlan(session, prepared);
-      const { spec, provider, plan, statePath } = prepared;
-      if (prepared.changes) {
-        const approved = await approve(session, `Apply these changes to "${spec.name}" on ${provider.id}?`, options.yes === true || options.autoApprove === true);
-        if (!approved) {
-          session.note('Not applied; nothing was changed.');
-          return ExitCode.NotApproved;
-        }
+      const prepared = await preparePlan(session, specPath as string, { lockFor: 'apply' });
+      try {
+        return await applyPrepared(session, options, prepared);
+      } finally {
+        await prepared.lease?.release();
       }
-      const progress = createProgress(session, buildSteps(plan).size);
-      const signal = session.signal;
-      const execution = await executePlan(plan, { provider, onEvent: progress.onEvent, ...(signal ? { signal } : {}) });
-      progress.finish();
-      // Written whatever the outcome: the cache then knows what this run made.
-      await writeStateFile(statePath, { environment: spec.name, provider: plan.provider, resources: execution.resources });
-      session.setResult({ execution: executionToJSON(execution) });
-      const paint = (style: Parameters<typeof session.style>[0], text: string) => session.style(style, text);
-      if (prepared.changes) session.print(summariseExecution(execution, paint));
-      const instances = renderInstances(execution.resources);
-      if (instances.length > 0 && execution.status === 'succeeded') session.print(['Instances:', ...instances].join('\n'));
-      session.note(session.styleErr('dim', `State written to ${session.displayPath(statePath)}.`));
-      return executionExitCode(execution.status);
     }),
   );
+}
+
+async function applyPrepared(session: Session, options: ApproveOptions, prepared: PreparedPlan): Promise<ExitCode> {
+  showPlan(session, prepared);
+  const { spec, provider, plan, statePath } = prepared;
+  if (prepared.changes) {
+    const approved = await approve(session, `Apply these changes to "${spec.name}" on ${provider.id}?`, options.yes === true || options.autoApprove === true);
+    if (!approved) {
+      session.note('Not applied; nothing was changed.');
+      return ExitCode.NotApproved;
+    }
+  }
+  const progress = createProgress(session, buildSteps(plan).size);
+  const signal = session.signal;
+  const execution = await executePlan(plan, { provider, onEvent: progress.onEvent, ...(signal ? { signal } : {}) });
+  progress.finish();
+  // Written whatever the outcome: the cache then knows what this run made.
+  await writeStateFile(statePath, { environment: spec.name, provider: plan.provider, resources: execution.resources });
+  session.setResult({ execution: executionToJSON(execution) });
+  const paint = (style: Parameters<typeof session.style>[0], text: string) => session.style(style, text);
+  if (prepared.changes) session.print(summariseExecution(execution, paint));
+  const instances = renderInstances(execution.resources);
+  if (instances.length > 0 && execution.status === 'succeeded') session.print(['Instances:', ...instances].join('\n'));
+  session.note(session.styleErr('dim', `State written to ${session.displayPath(statePath)}.`));
+  return executionExitCode(execution.status);
 }
