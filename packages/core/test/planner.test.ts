@@ -100,6 +100,26 @@ describe('plan', () => {
     expect(third.summary).toMatchObject({ update: 3, replace: 0 });
   });
 
+  it('shows in the text the one rule that changed in a long list, and each tag that changed', async () => {
+    const fake = new FakeProvider();
+    const provider = fake.provider();
+    const input = specInput();
+    const rules = [22, 80, 443, 5432, 6379, 8000, 8080, 9090].map((port) => ({ protocol: 'tcp' as const, ports: port, from: '10.0.0.0/16' }));
+    if (input.firewalls?.[0]) input.firewalls[0].ingress = rules;
+    await executePlan(await plan({ spec: await parseSpec(input), provider }), { provider });
+    const changed = specInput();
+    if (changed.firewalls?.[0]) changed.firewalls[0].ingress = rules.map((rule) => (rule.ports === 443 ? { ...rule, ports: 8443 } : rule));
+    if (changed.instances?.[0]) changed.instances[0].tags = { Name: 'web', Version: '2', Team: 'shop' };
+    const text = renderPlanText(await plan({ spec: await parseSpec(changed), provider }));
+    const lines = text.split('\n');
+    const ingress = lines.findIndex((line) => line.trim() === 'ingress:');
+    expect(ingress).toBeGreaterThan(0);
+    expect(lines[ingress + 1]).toMatch(/^ {10}- \{.*"from":443.*"to":443/);
+    expect(lines[ingress + 2]).toMatch(/^ {10}\+ \{.*"from":8443.*"to":8443/);
+    expect(text).toContain('          Team: (none) -> "shop"');
+    expect(text).toMatch(/ {10}Version: "\d" -> "2"/);
+  });
+
   it('masks sensitive values in text and JSON', async () => {
     const fake = new FakeProvider();
     const provider = fake.provider();

@@ -13,6 +13,7 @@ import {
   ValidationError,
   addressOf,
   destroyEnvironment,
+  renderPlanText,
   discover,
   executePlan,
   isEmptyPlan,
@@ -237,6 +238,10 @@ export function describeProviderConformance(options: ConformanceOptions): void {
       const update = await plan({ spec: changed, provider: harness.provider });
       const types = Object.fromEntries(update.actions.filter((action) => action.type !== 'noop').map((action) => [action.address, action.type]));
       expect(types).toEqual({ 'firewall.web': 'update', 'instance.web': 'update', 'instance.db': 'update' });
+      // The plan's text shows the rule added and the tag changed, not a cut-off copy of each list.
+      const text = renderPlanText(update);
+      expect(text).toMatch(/^ {10}\+ \{.*"from":8080.*"to":8080.*\}$/m);
+      expect(text).toMatch(/^ {10}Version: "1" -> "2"$/m);
       const before = await observedOf(spec);
       expect((await executePlan(update, execute())).status).toBe('succeeded');
       const after = await observedOf(spec);

@@ -2,6 +2,7 @@
  * Plans for people (text) and for tools (JSON). Sensitive values never appear in either.
  */
 import { SENSITIVE_PROPERTIES, type ResourceKind } from '../resources.js';
+import { stableStringify } from './planner.js';
 import type { ActionType, Plan, PlanAction } from './types.js';
 
 const MASK = '(sensitive)';
@@ -18,16 +19,61 @@ function maskProperties(kind: ResourceKind, properties: object | undefined): obj
 
 function shortValue(value: unknown): string {
   if (value === undefined) return '(none)';
-  const text = typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value);
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+  return clip(JSON.stringify(value));
 }
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * A list (firewall rules, firewall names, DNS values) or a map (tags) changed: only what changed,
+ * element by element. Shown whole, a long list is cut at 120 characters, and the one rule that
+ * changed (443 -> 8443 in the fifth) would be cut out of the text.
+ */
+function elementChanges(before: unknown, after: unknown): string[] | undefined {
+  if (Array.isArray(before) && Array.isArray(after)) {
+    const left = before.map(stableStringify);
+    const right = after.map(stableStringify);
+    // As multisets: each element of one side matched once on the other.
+    const unmatched = (from: string[], against: string[]) => {
+      const pool = [...against];
+      return from.filter((item) => {
+        const at = pool.indexOf(item);
+        if (at < 0) return true;
+        pool.splice(at, 1);
+        return false;
+      });
+    };
+    const removed = unmatched(left, right);
+    const added = unmatched(right, left);
+    if (removed.length + added.length === 0) return [`order ${shortValue(before)} -> ${shortValue(after)}`];
+    return [...removed.map((item) => `- ${clip(item)}`), ...added.map((item) => `+ ${clip(item)}`)];
+  }
+  if (isRecord(before) && isRecord(after)) {
+    const keys = [...new Set([...Object.keys(before), ...Object.keys(after)])].sort();
+    return keys.flatMap((key) => {
+      const [was, now] = [before[key], after[key]];
+      if (stableStringify(was) === stableStringify(now)) return [];
+      return [`${key}: ${shortValue(was)} -> ${shortValue(now)}`];
+    });
+  }
+  return undefined;
+}
+
+const clip = (text: string) => (text.length > 120 ? `${text.slice(0, 117)}...` : text);
 
 function renderAction(action: PlanAction): string[] {
   const lines = [`  ${SYMBOLS[action.type].padStart(3)} ${action.address}${action.reason ? `  (${action.reason})` : ''}`];
   for (const change of action.changes) {
+    const forces = change.forcesReplacement ? '  # forces replacement' : '';
+    const elements = change.sensitive ? undefined : elementChanges(change.before, change.after);
+    if (elements) {
+      lines.push(`        ${change.property}:${forces}`);
+      for (const element of elements) lines.push(`          ${element}`);
+      continue;
+    }
     const before = change.sensitive ? MASK : shortValue(change.before);
     const after = change.sensitive ? MASK : shortValue(change.after);
-    lines.push(`        ${change.property}: ${before} -> ${after}${change.forcesReplacement ? '  # forces replacement' : ''}`);
+    lines.push(`        ${change.property}: ${before} -> ${after}${forces}`);
   }
   return lines;
 }
