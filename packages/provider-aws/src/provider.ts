@@ -30,6 +30,7 @@ import { AWS_PROVIDER_ID, aws } from './errors.js';
 import { firewallService } from './firewall.js';
 import { instanceService } from './instance.js';
 import { keyPairService } from './key-pair.js';
+import { limitIssues } from './limits.js';
 import { networkService } from './network.js';
 import { route53Dns } from './route53.js';
 import { subnetService } from './subnet.js';
@@ -206,6 +207,9 @@ export function createAwsProvider(options: AwsProviderOptions): ProviderV1 {
       return { size: instanceType, image: imageId };
     },
     adapt(resources: DesiredResource[]): AdaptResult {
+      // What EC2 would refuse (VPC sizes, rules per group, tag limits): refused now, before anything is created.
+      const limits = limitIssues(resources);
+      if (limits.length > 0) throw new ValidationError('The environment asks for what AWS does not allow:', { provider: AWS_PROVIDER_ID, issues: limits });
       const notes: PlanNote[] = [];
       const subnetCidrs = new Map(resources.flatMap((resource) => (resource.kind === 'subnet' ? [[resource.name, (resource as DesiredResource<'subnet'>).properties.cidr]] : [])));
       const adapted = resources.map((resource): DesiredResource => {

@@ -60,6 +60,36 @@ describe('errors before anything is created', () => {
     nothingCreated();
   });
 
+  it("what AWS would refuse (a /8 VPC, 61 rules in a group, reserved and oversized tags) is refused when planning", async () => {
+    const provider = createAwsProvider({ region: 'us-east-1', endpoint: emulator.endpoint, credentials: { accessKeyId: 'AKIDGOOD', secretAccessKey: 'x' } });
+    const [first] = spec.firewalls;
+    const manyTags = Object.fromEntries(Array.from({ length: 45 }, (_, index) => [`team-${index}`, 'shop']));
+    const wide: EnvironmentSpec = {
+      ...spec,
+      network: { ...spec.network, cidr: '10.0.0.0/8' },
+      firewalls: spec.firewalls.map((firewall) =>
+        firewall === first ? { ...firewall, ingress: Array.from({ length: 61 }, (_, index) => ({ protocol: 'tcp' as const, ports: { from: 1000 + index, to: 1000 + index }, from: { cidr: '10.0.0.0/16' } })) } : firewall,
+      ),
+      instances: spec.instances.map((instance, index) => (index === 0 ? { ...instance, tags: { ...manyTags, 'aws:owner': 'me', note: 'x'.repeat(300) } } : instance)),
+    };
+    const error = await failure(applyEnvironment({ spec: wide, provider }));
+    expect(error.message).toMatch(/^The environment asks for what AWS does not allow:/);
+    const paths = error.issues.map((issue) => issue.path);
+    expect(paths.slice(0, 2)).toEqual([`network.${spec.network.name}.cidr`, `firewall.${first?.name}.ingress`]);
+    // Each instance the first entry makes: too many tags, a reserved key, a value too long.
+    const tagged = paths.slice(2);
+    expect(tagged.length % 3).toBe(0);
+    expect(tagged.length).toBeGreaterThan(0);
+    for (let at = 0; at < tagged.length; at += 3) {
+      expect(tagged[at]).toMatch(/^instance\.[^.]+\.tags$/);
+      expect(tagged[at + 1]).toBe(`${tagged[at]}.aws:owner`);
+      expect(tagged[at + 2]).toBe(`${tagged[at]}.note`);
+    }
+    expect(error.issues[0]?.message).toBe('VPC 10.0.0.0/8 is a /8: an AWS VPC is /16 to /28');
+    expect(error.issues[1]?.message).toMatch(/^61 ingress rules: an AWS security group holds 60/);
+    nothingCreated();
+  });
+
   it('an unknown region names the region option', async () => {
     const provider = createAwsProvider({ region: 'us-nowhere-1', endpoint: emulator.endpoint, credentials: { accessKeyId: 'AKIDGOOD', secretAccessKey: 'x' } });
     const error = await failure(applyEnvironment({ spec: { ...spec, provider: { id: 'aws', region: 'us-nowhere-1' } }, provider }));
