@@ -78,6 +78,26 @@ describe('DigitalOcean emulator', () => {
     expect(firewall.tags).toEqual(['made']);
   });
 
+  it('refuses what DigitalOcean refuses: public VPC ranges, other protocols, rules without peers, bad names, a VPC of another region', async () => {
+    const refused = async (promise: Promise<unknown>, message: RegExp) => {
+      const response = await failureOf(promise);
+      expect(response?.status).toBe(422);
+      expect(response?.data.message).toMatch(message);
+    };
+    await refused(api.vpc.createVpc({ name: 'public', region: 'nyc3', ip_range: '8.8.0.0/16' }), /must be an RFC 1918 range/);
+    await refused(api.vpc.createVpc({ name: 'huge', region: 'nyc3', ip_range: '10.0.0.0/8' }), /must be an RFC 1918 range from \/16 to \/28/);
+    const ok = (await api.vpc.createVpc({ name: 'private', region: 'nyc3', ip_range: '172.16.0.0/16' })).data.vpc;
+    const sources = { addresses: ['0.0.0.0/0'] };
+    await refused(api.firewall.createFirewall({ name: 'sctp', inbound_rules: [{ protocol: 'sctp', ports: '22', sources }], outbound_rules: [] } as never), /protocol "sctp" is invalid/);
+    await refused(api.firewall.createFirewall({ name: 'nobody', inbound_rules: [{ protocol: 'tcp', ports: '22', sources: {} }], outbound_rules: [] } as never), /every inbound rule must have sources/);
+    await refused(api.firewall.createFirewall({ name: 'nowhere', inbound_rules: [], outbound_rules: [{ protocol: 'tcp', ports: '0' }] } as never), /every outbound rule must have destinations/);
+    const droplet = { region: 'nyc3', size: 's-1vcpu-1gb', image: 'debian-12-x64' };
+    await refused(api.droplet.createDroplet({ ...droplet, name: 'web_1' } as never), /must be a valid hostname/);
+    await refused(api.droplet.createDroplet({ ...droplet, name: '-web' } as never), /must be a valid hostname/);
+    await refused(api.droplet.createDroplet({ ...droplet, name: 'web', region: 'ams3', vpc_uuid: ok.id } as never), /must be in its VPC's region/);
+    await api.vpc.deleteVpc({ vpc_id: ok.id }).catch(() => undefined);
+  });
+
   it('refuses an unknown token with 401', async () => {
     const strict = await startDigitalOceanEmulator({ tokens: ['right'] });
     try {

@@ -8,7 +8,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { cidrsOverlap, parseCidr } from '@armada/core';
+import { cidrContains, cidrsOverlap, parseCidr, type Cidr } from '@armada/core';
 import { startLoopbackServer } from '../loopback-server.js';
 import { FaultInjector, LostResponseError, type PortableOperation } from '../faults.js';
 
@@ -90,6 +90,14 @@ const IMAGES = [
 
 const TAG_PATTERN = /^[a-zA-Z0-9_\-:]{1,255}$/;
 const FIREWALL_NAME = /^[a-zA-Z0-9][a-zA-Z0-9.-]+$/;
+/** Droplet names are hostnames (OpenAPI droplet_create `name`): letters, numbers, "." and "-", not starting or ending with either. */
+const HOSTNAME = /^(?=.{1,255}$)[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?$/;
+/** VPC ranges are private (OpenAPI vpc `ip_range`: "an RFC1918 network range"). */
+const RFC1918: Cidr[] = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'].map((text) => {
+  const parsed = parseCidr(text);
+  if (!parsed.ok) throw new Error(parsed.reason);
+  return parsed.cidr;
+});
 
 interface Visible {
   createdAt: number;
@@ -255,6 +263,18 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
     const inbound = (body.inbound_rules ?? []) as FirewallRule[];
     const outbound = (body.outbound_rules ?? []) as FirewallRule[];
     if (inbound.length + outbound.length === 0) throw unprocessable('At least one rule must be specified.');
+    // OpenAPI firewall_rule_base: protocol is an enum; an inbound rule needs sources, an outbound one destinations.
+    for (const [rules, side] of [
+      [inbound, 'sources'],
+      [outbound, 'destinations'],
+    ] as const) {
+      for (const rule of rules) {
+        if (!['tcp', 'udp', 'icmp'].includes(String(rule.protocol))) throw unprocessable(`protocol "${rule.protocol}" is invalid: one of tcp, udp, icmp`);
+        const peer = rule[side];
+        const named = peer !== undefined && ['addresses', 'droplet_ids', 'tags', 'load_balancer_uids', 'kubernetes_ids'].some((field) => Array.isArray(peer[field]) && (peer[field] as unknown[]).length > 0);
+        if (!named) throw unprocessable(`every ${side === 'sources' ? 'inbound' : 'outbound'} rule must have ${side}`);
+      }
+    }
     const targetTags = requireTags(body.tags);
     const ruleTags = [...inbound.map((rule) => rule.sources), ...outbound.map((rule) => rule.destinations)].flatMap((peer) => requireTags(peer?.tags));
     for (const tag of [...targetTags, ...ruleTags]) if (!tags.has(tag)) throw unprocessable(`tag "${tag}" does not exist; tags must exist before a firewall names them`);
@@ -299,7 +319,8 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
         if ([...vpcs.values()].some((vpc) => vpc.name === name)) throw unprocessable(`a VPC named ${name} already exists`);
         const ipRange = String(body.ip_range ?? `10.${100 + vpcs.size}.0.0/20`);
         const parsed = parseCidr(ipRange);
-        if (!parsed.ok || parsed.cidr.prefixLength < 16 || parsed.cidr.prefixLength > 28) throw unprocessable(`ip_range ${ipRange} is invalid: must be an RFC 1918 range from /16 to /28`);
+        const privateRange = parsed.ok && RFC1918.some((block) => cidrContains(block, parsed.cidr));
+        if (!parsed.ok || !privateRange || parsed.cidr.prefixLength < 16 || parsed.cidr.prefixLength > 28) throw unprocessable(`ip_range ${ipRange} is invalid: must be an RFC 1918 range from /16 to /28`);
         for (const other of vpcs.values()) {
           const otherRange = parseCidr(other.ip_range);
           if (otherRange.ok && cidrsOverlap(otherRange.cidr, parsed.cidr)) throw unprocessable(`ip_range ${ipRange} overlaps VPC ${other.name} (${other.ip_range})`);
@@ -379,8 +400,11 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
         if (!REGIONS.some((entry) => entry.slug === region)) throw unprocessable(`You specified an invalid region for Droplet creation.`);
         if (!size?.regions.includes(region)) throw unprocessable(`You specified an invalid size for Droplet creation.`);
         if (!IMAGES.some((image) => image.slug === body.image || image.id === body.image)) throw unprocessable('You specified an invalid image for Droplet creation.');
+        const name = String(body.name ?? '');
+        if (!HOSTNAME.test(name)) throw unprocessable(`name "${name}" is invalid: a Droplet's name must be a valid hostname (letters, numbers, "." and "-")`);
         const vpc = body.vpc_uuid ? found(vpcs.get(String(body.vpc_uuid))) : [...vpcs.values()].find((entry) => entry.region === region && entry.default);
         if (!vpc) throw unprocessable('There is no VPC in this region: create one or pass vpc_uuid.');
+        if (vpc.region !== region) throw unprocessable(`vpc_uuid ${vpc.id} is in ${vpc.region}: a Droplet must be in its VPC's region (${region} given)`);
         const sshKeys = ((body.ssh_keys ?? []) as Array<number | string>).map((reference) => {
           const key = [...keys.values()].find((entry) => String(entry.id) === String(reference) || entry.fingerprint === reference);
           if (!key) throw unprocessable(`ssh_keys: ${reference} is not a key of this account`);
