@@ -19,7 +19,7 @@ import {
   type Vpc,
 } from '@aws-sdk/client-ec2';
 import { ConflictError, type ObservedResource, type ResourceService } from '@armada/core';
-import { followUp, ignoreNotFound, isRetriedCreate, tolerating, type AwsContext } from './context.js';
+import { findEarlierAttempt, followUp, ignoreNotFound, isRetriedCreate, rememberingOutcome, tolerating, type AwsContext } from './context.js';
 import { collect, environmentFilter, fromTagList, ownedAddress, tagFilters, tagSpecification } from './ec2-helpers.js';
 import { aws } from './errors.js';
 
@@ -41,15 +41,20 @@ export function networkService(context: AwsContext): ResourceService<'network'> 
   const { ec2 } = context;
 
   /** The environment's internet gateway, created (or, on a retry, found) and attached to the VPC. */
-  async function attachedGateway(vpcId: string, tags: Record<string, string>, retried: boolean): Promise<InternetGateway> {
+  async function attachedGateway(vpcId: string, tags: Record<string, string>, retried: boolean, key: string): Promise<InternetGateway> {
+    let attempted = retried;
     const gateway = await followUp(context, `an internet gateway for ${vpcId}`, async () => {
-      const found = retried
-        ? (await aws('DescribeInternetGateways', () => ec2.send(new DescribeInternetGatewaysCommand({ Filters: tagFilters(tags) })))).InternetGateways?.[0]
+      const found = attempted
+        ? await findEarlierAttempt(context, key, async () => (await aws('DescribeInternetGateways', () => ec2.send(new DescribeInternetGatewaysCommand({ Filters: tagFilters(tags) })))).InternetGateways?.[0])
         : undefined;
+      attempted = true;
       return (
         found ??
-        (await aws('CreateInternetGateway', () => ec2.send(new CreateInternetGatewayCommand({ TagSpecifications: tagSpecification('internet-gateway', tags) }))))
-          .InternetGateway
+        (
+          await rememberingOutcome(context, key, () =>
+            aws('CreateInternetGateway', () => ec2.send(new CreateInternetGatewayCommand({ TagSpecifications: tagSpecification('internet-gateway', tags) }))),
+          )
+        ).InternetGateway
       );
     });
     const gatewayId = gateway?.InternetGatewayId;
@@ -83,10 +88,18 @@ export function networkService(context: AwsContext): ResourceService<'network'> 
       const tags = { Name: resource.name, ...apply.ownershipTags(resource.address) };
       const ours = tagFilters(apply.ownershipTags(resource.address));
       const retried = isRetriedCreate(context, apply, resource.address);
-      const adopted = retried ? (await aws('DescribeVpcs', () => ec2.send(new DescribeVpcsCommand({ Filters: ours })))).Vpcs?.[0] : undefined;
+      // CreateVpc takes no idempotency token: a retry first looks for what an earlier attempt made.
+      const key = apply.idempotencyToken(resource.address);
+      const adopted = retried
+        ? await findEarlierAttempt(context, key, async () => (await aws('DescribeVpcs', () => ec2.send(new DescribeVpcsCommand({ Filters: ours })))).Vpcs?.[0], apply.signal)
+        : undefined;
       const vpc =
         adopted ??
-        (await aws('CreateVpc', () => ec2.send(new CreateVpcCommand({ CidrBlock: resource.properties.cidr, TagSpecifications: tagSpecification('vpc', tags) })))).Vpc;
+        (
+          await rememberingOutcome(context, key, () =>
+            aws('CreateVpc', () => ec2.send(new CreateVpcCommand({ CidrBlock: resource.properties.cidr, TagSpecifications: tagSpecification('vpc', tags) }))),
+          )
+        ).Vpc;
       const vpcId = vpc?.VpcId;
       if (!vpc || !vpcId) throw new ConflictError(`CreateVpc returned no VPC id for ${resource.address}.`);
       // Security groups need only the VPC id: let them start while the gateway is set up.
@@ -96,7 +109,7 @@ export function networkService(context: AwsContext): ResourceService<'network'> 
         followUp(context, `VPC ${vpcId} to accept attributes`, () =>
           aws('ModifyVpcAttribute', () => ec2.send(new ModifyVpcAttributeCommand({ VpcId: vpcId, EnableDnsHostnames: { Value: true } }))),
         ),
-        attachedGateway(vpcId, tags, retried),
+        attachedGateway(vpcId, tags, retried, `${key}/internet-gateway`),
       ]);
       return observedNetwork(vpc, gateway) as ObservedResource<'network'>;
     },

@@ -62,6 +62,11 @@ export interface AwsProviderOptions {
   waitTimeoutMs?: number;
   /** Page size of Describe calls (default 100). */
   pageSize?: number;
+  /**
+   * How long something just created may stay invisible to Describe calls (default 10 s): a create
+   * retried after a lost reply looks this long for what the first attempt made before making another.
+   */
+  consistencyWindowMs?: number;
   /** Accept a region missing from KNOWN_REGIONS (a region launched after this release). */
   allowUnknownRegions?: boolean;
 }
@@ -91,6 +96,8 @@ export function createAwsProvider(options: AwsProviderOptions): ProviderV1 {
     waitTimeoutMs: options.waitTimeoutMs ?? 600_000,
     pageSize: options.pageSize ?? 100,
     attemptedCreates: new Set(),
+    uncertainCreates: new Set(),
+    consistencyWindowMs: options.consistencyWindowMs ?? 10_000,
   };
   const instanceTypes = options.instanceTypes ?? DEFAULT_INSTANCE_TYPES;
   const images = options.images ?? DEFAULT_IMAGES;
