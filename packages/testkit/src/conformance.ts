@@ -12,11 +12,15 @@ import {
   ConflictError,
   ValidationError,
   addressOf,
+  applyEnvironment,
   destroyEnvironment,
+  LockedError,
+  localLock,
   renderPlanText,
   discover,
   executePlan,
   isEmptyPlan,
+  lockKey,
   missingCapabilities,
   parseSpec,
   plan,
@@ -31,6 +35,10 @@ import {
   type RetryPolicy,
   type Size,
 } from '@armada/core';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { FaultControl } from './faults.js';
 
@@ -272,6 +280,32 @@ export function describeProviderConformance(options: ConformanceOptions): void {
         const held = (after.get('instance.web') as ObservedResource<'instance'>).properties.firewalls;
         if (firewalls.length > 0) expect(held).toContain('web');
         else expect(held).not.toContain('web');
+      }
+    });
+
+    it('lets one apply of an environment run at a time: a second waits and finds nothing left to do, or refuses', { timeout }, async () => {
+      const spec = await freshSpec();
+      const directory = await mkdtemp(join(tmpdir(), 'armada-conformance-lock-'));
+      try {
+        const lock = localLock({ directory });
+        const both = (lockWaitMs: number) => applyEnvironment({ spec, provider: harness.provider, retry, lock, lockWaitMs, rules: [] });
+        const first = both(0);
+        // The second starts once the first holds the lock; refused at once, then waiting for it.
+        const file = join(directory, `${encodeURIComponent(lockKey(harness.provider, spec.name))}.lock`);
+        for (let attempt = 0; !existsSync(file); attempt++) {
+          if (attempt > 2000) throw new Error('the first apply never took the lock');
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+        const refused = await both(0).catch((caught: unknown) => caught);
+        const [one, two] = await Promise.all([first, both(timeout)]);
+        // Refused only while the first still held it (a fast provider may be done already).
+        if (refused instanceof Error) expect(refused).toBeInstanceOf(LockedError);
+        expect(one.execution.status).toBe('succeeded');
+        expect(two.execution.status).toBe('succeeded');
+        expect(two.plan.summary.create + two.plan.summary.replace + two.plan.summary.delete).toBe(0);
+        expect(await harness.countInstances(spec.name)).toBe(2);
+      } finally {
+        await rm(directory, { recursive: true, force: true });
       }
     });
 
