@@ -1,4 +1,4 @@
-import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { EC2Client, InternetGateway } from '@aws-sdk/client-ec2';
 import type { Route53Client } from '@aws-sdk/client-route-53';
 import { ConnectionError, NotFoundError, waitUntil, type ApplyContext, type ProbeResult, type ResourceAddress } from '@armada/core';
 import { AWS_PROVIDER_ID } from './errors.js';
@@ -18,6 +18,8 @@ export interface AwsContext {
   uncertainCreates: Set<string>;
   /** How long a resource just made may stay invisible to Describe calls (EC2's eventual consistency). */
   consistencyWindowMs: number;
+  /** Gateways being made for networks an interrupted run left without one, by VPC id (see repairGateway). */
+  gatewayRepairs: Map<string, Promise<InternetGateway>>;
 }
 
 /**

@@ -37,38 +37,54 @@ function observedNetwork(vpc: Vpc, gateway: InternetGateway | undefined): Observ
 
 const attachedTo = (vpcId: string) => (gateway: InternetGateway) => (gateway.Attachments ?? []).some((attachment) => attachment.VpcId === vpcId);
 
+/** The environment's internet gateway, created (or, on a retry, found) and attached to the VPC. */
+async function attachedGateway(context: AwsContext, vpcId: string, tags: Record<string, string>, retried: boolean, key: string): Promise<InternetGateway> {
+const { ec2 } = context;
+  let attempted = retried;
+  const gateway = await followUp(context, `an internet gateway for ${vpcId}`, async () => {
+    const found = attempted
+      ? await findEarlierAttempt(context, key, async () => (await aws('DescribeInternetGateways', () => ec2.send(new DescribeInternetGatewaysCommand({ Filters: tagFilters(tags) })))).InternetGateways?.[0])
+      : undefined;
+    attempted = true;
+    return (
+      found ??
+      (
+        await rememberingOutcome(context, key, () =>
+          aws('CreateInternetGateway', () => ec2.send(new CreateInternetGatewayCommand({ TagSpecifications: tagSpecification('internet-gateway', tags) }))),
+        )
+      ).InternetGateway
+    );
+  });
+  const gatewayId = gateway?.InternetGatewayId;
+  if (!gateway || !gatewayId) throw new ConflictError(`CreateInternetGateway returned no id for VPC ${vpcId}.`);
+  if (!attachedTo(vpcId)(gateway)) {
+    await followUp(context, `internet gateway ${gatewayId} to attach`, () =>
+      // Already attached: an earlier attempt's response was lost after it took effect.
+      tolerating(ConflictError.isInstance, () =>
+        aws('AttachInternetGateway', () => ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: gatewayId, VpcId: vpcId }))),
+      ),
+    );
+  }
+  return { ...gateway, Attachments: [{ VpcId: vpcId }] };
+}
+
+/**
+ * The gateway of a network an interrupted run left half made (killed between CreateVpc and its
+ * gateway): made or found by the network's ownership tags, and attached. Once per VPC and provider,
+ * however many public subnets need it at once.
+ */
+export function repairGateway(context: AwsContext, vpcId: string, tags: Record<string, string>): Promise<InternetGateway> {
+  let repair = context.gatewayRepairs.get(vpcId);
+  if (!repair) {
+    repair = attachedGateway(context, vpcId, tags, true, `repair/${vpcId}`);
+    repair.catch(() => context.gatewayRepairs.delete(vpcId));
+    context.gatewayRepairs.set(vpcId, repair);
+  }
+  return repair;
+}
+
 export function networkService(context: AwsContext): ResourceService<'network'> {
   const { ec2 } = context;
-
-  /** The environment's internet gateway, created (or, on a retry, found) and attached to the VPC. */
-  async function attachedGateway(vpcId: string, tags: Record<string, string>, retried: boolean, key: string): Promise<InternetGateway> {
-    let attempted = retried;
-    const gateway = await followUp(context, `an internet gateway for ${vpcId}`, async () => {
-      const found = attempted
-        ? await findEarlierAttempt(context, key, async () => (await aws('DescribeInternetGateways', () => ec2.send(new DescribeInternetGatewaysCommand({ Filters: tagFilters(tags) })))).InternetGateways?.[0])
-        : undefined;
-      attempted = true;
-      return (
-        found ??
-        (
-          await rememberingOutcome(context, key, () =>
-            aws('CreateInternetGateway', () => ec2.send(new CreateInternetGatewayCommand({ TagSpecifications: tagSpecification('internet-gateway', tags) }))),
-          )
-        ).InternetGateway
-      );
-    });
-    const gatewayId = gateway?.InternetGatewayId;
-    if (!gateway || !gatewayId) throw new ConflictError(`CreateInternetGateway returned no id for VPC ${vpcId}.`);
-    if (!attachedTo(vpcId)(gateway)) {
-      await followUp(context, `internet gateway ${gatewayId} to attach`, () =>
-        // Already attached: an earlier attempt's response was lost after it took effect.
-        tolerating(ConflictError.isInstance, () =>
-          aws('AttachInternetGateway', () => ec2.send(new AttachInternetGatewayCommand({ InternetGatewayId: gatewayId, VpcId: vpcId }))),
-        ),
-      );
-    }
-    return { ...gateway, Attachments: [{ VpcId: vpcId }] };
-  }
 
   return {
     kind: 'network',
@@ -109,7 +125,7 @@ export function networkService(context: AwsContext): ResourceService<'network'> 
         followUp(context, `VPC ${vpcId} to accept attributes`, () =>
           aws('ModifyVpcAttribute', () => ec2.send(new ModifyVpcAttributeCommand({ VpcId: vpcId, EnableDnsHostnames: { Value: true } }))),
         ),
-        attachedGateway(vpcId, tags, retried, `${key}/internet-gateway`),
+        attachedGateway(context, vpcId, tags, retried, `${key}/internet-gateway`),
       ]);
       return observedNetwork(vpc, gateway) as ObservedResource<'network'>;
     },

@@ -98,6 +98,7 @@ export function createAwsProvider(options: AwsProviderOptions): ProviderV1 {
     attemptedCreates: new Set(),
     uncertainCreates: new Set(),
     consistencyWindowMs: options.consistencyWindowMs ?? 10_000,
+    gatewayRepairs: new Map(),
   };
   const instanceTypes = options.instanceTypes ?? DEFAULT_INSTANCE_TYPES;
   const images = options.images ?? DEFAULT_IMAGES;

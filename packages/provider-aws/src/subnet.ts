@@ -23,6 +23,7 @@ import {
 import { ConflictError, NotFoundError, type DiscoverContext, type ObservedResource, type ResourceService } from '@armada/core';
 import { followUp, ignoreNotFound, isRetriedCreate, tolerating, type AwsContext } from './context.js';
 import { collect, environmentFilter, fromTagList, ownedAddress, tagFilters, tagSpecification } from './ec2-helpers.js';
+import { repairGateway } from './network.js';
 import { aws } from './errors.js';
 
 const INTERNET = '0.0.0.0/0';
@@ -132,7 +133,10 @@ export function subnetService(context: AwsContext): ResourceService<'subnet'> {
         const tableId = table?.RouteTableId;
         if (!table || !tableId) throw new ConflictError(`CreateRouteTable returned no id for ${resource.address}.`);
         if (properties.access === 'public' && !routesToInternet(table)) {
-          const gatewayId = apply.resourceAt(networkAddress).outputs.internetGatewayId;
+          const network = apply.resourceAt(networkAddress);
+          let gatewayId = network.outputs.internetGatewayId;
+          // A network an interrupted run left without its gateway: finished here, not refused.
+          if (typeof gatewayId !== 'string') gatewayId = (await repairGateway(context, vpcId, { Name: network.name, ...apply.ownershipTags(networkAddress) })).InternetGatewayId;
           if (typeof gatewayId !== 'string') throw new ConflictError(`Network ${properties.network} has no internet gateway for public subnet ${resource.name}.`);
           await followUp(context, `route table ${tableId} to accept routes`, () =>
             tolerating(ConflictError.isInstance, () =>
