@@ -1,10 +1,12 @@
 /**
- * A set of key names held as 64-bit hashes in typed arrays: what verify's snapshot path remembers
- * of every key it saw, to tell the target's keys the snapshot did not have. Why not a Set of
- * strings: decoding and interning 300,000 names cost more than parsing the whole snapshot. The
+ * A set of key names held as 64-bit hashes in typed arrays: what verify remembers of every key it
+ * compared, to tell the target's keys the source did not have (and a key SCAN returns twice). Why
+ * not a Set of strings: decoding and interning 300,000 names cost more than parsing the whole snapshot. The
  * price is a chance of about n / 2^64 per key looked up that a name not in the set is taken for
  * one that is (1 in 6 * 10^13 with 300,000 keys): such a key would not be compared.
  */
+import { finishA, finishB, PRIME_A, PRIME_B, SEED_A, SEED_B } from './hash.js';
+
 const EMPTY = 0;
 
 // The last hash computed (two halves): module state rather than an array per call, on the hot path.
@@ -12,26 +14,16 @@ let high = 0;
 let low = 0;
 
 function hash(bytes: Uint8Array, start: number, end: number): void {
-  let a = 0x811c9dc5 ^ (end - start);
-  let b = 0x9747b28c ^ (end - start);
+  let a = SEED_A ^ (end - start);
+  let b = SEED_B ^ (end - start);
   for (let at = start; at < end; at++) {
     const byte = bytes[at] as number;
-    a = Math.imul(a ^ byte, 0x01000193);
-    b = Math.imul(b ^ byte, 0x5bd1e995);
+    a = Math.imul(a ^ byte, PRIME_A);
+    b = Math.imul(b ^ byte, PRIME_B);
   }
-  a ^= a >>> 16;
-  a = Math.imul(a, 0x85ebca6b);
-  a ^= a >>> 13;
-  a = Math.imul(a, 0xc2b2ae35);
-  a ^= a >>> 16;
-  b ^= b >>> 15;
-  b = Math.imul(b, 0x2c1b3c6d);
-  b ^= b >>> 12;
-  b = Math.imul(b, 0x297a2d39);
-  b ^= b >>> 15;
   // 0 marks an empty slot: a key hashing to it takes 1 instead.
-  high = a >>> 0 || 1;
-  low = b >>> 0;
+  high = finishA(a) || 1;
+  low = finishB(b);
 }
 
 export class KeyHashSet {

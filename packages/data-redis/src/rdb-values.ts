@@ -5,6 +5,7 @@
  * and a hashtable collection is serialized in its dict's order, which differs between two servers
  * (each seeds its hash function at random), so its elements are compared as a multiset.
  */
+import { finishA, finishB, PRIME_A, PRIME_B, SEED_A, SEED_B } from './hash.js';
 import { lzfDecompressInto, RdbFormatError } from './rdb.js';
 
 /** Value types whose elements come in dict order: set (2), hash (4), sorted set with binary scores (5). */
@@ -101,26 +102,9 @@ export class StringSpan {
   }
 }
 
-function finish(hash: number): number {
-  let h = hash ^ (hash >>> 16);
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
-function finishOther(hash: number): number {
-  let h = hash ^ (hash >>> 15);
-  h = Math.imul(h, 0x2c1b3c6d);
-  h ^= h >>> 12;
-  h = Math.imul(h, 0x297a2d39);
-  return (h ^ (h >>> 15)) >>> 0;
-}
-
 /**
- * A digest of a multiset of elements, the same whatever order they are added in: per element two
- * independent 32-bit hashes of its framed parts (FNV-1a's and MurmurHash2's multipliers, each
- * finished by an avalanche), summed and XORed over the elements, and the element count. Not
+ * A digest of a multiset of elements, the same whatever order they are added in: per element the
+ * two 32-bit hashes of `hash.ts` over its framed parts, summed and XORed over the elements, and the element count. Not
  * cryptographic (verify compares copies, not adversaries), and computed in place: no object per
  * element, which is what made comparing a 200,000-field hash expensive.
  */
@@ -135,18 +119,18 @@ export class MultisetDigest {
   private scratch = Buffer.allocUnsafe(256);
 
   begin(): void {
-    this.a = 0x811c9dc5;
-    this.b = 0x9747b28c;
+    this.a = SEED_A;
+    this.b = SEED_B;
   }
 
   /** One part of the element: its length first, so that ["ab", "c"] and ["a", "bc"] differ. */
   part(bytes: Uint8Array, start: number, end: number): void {
-    let a = Math.imul(this.a ^ (end - start), 0x01000193);
-    let b = Math.imul(this.b ^ (end - start), 0x5bd1e995);
+    let a = Math.imul(this.a ^ (end - start), PRIME_A);
+    let b = Math.imul(this.b ^ (end - start), PRIME_B);
     for (let at = start; at < end; at++) {
       const byte = bytes[at] as number;
-      a = Math.imul(a ^ byte, 0x01000193);
-      b = Math.imul(b ^ byte, 0x5bd1e995);
+      a = Math.imul(a ^ byte, PRIME_A);
+      b = Math.imul(b ^ byte, PRIME_B);
     }
     this.a = a;
     this.b = b;
@@ -166,8 +150,8 @@ export class MultisetDigest {
   }
 
   end(): void {
-    const a = finish(this.a);
-    const b = finishOther(this.b);
+    const a = finishA(this.a);
+    const b = finishB(this.b);
     this.sumA = (this.sumA + a) >>> 0;
     this.sumB = (this.sumB + b) >>> 0;
     this.xorA = (this.xorA ^ a) >>> 0;

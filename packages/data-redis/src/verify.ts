@@ -775,27 +775,17 @@ async function selectDatabase(context: Context, db: number, mapped: number): Pro
 }
 
 /** Keys not seen before (SCAN may return a key twice), each remembered in `seen`. */
-function freshKeys(seen: Set<string>, keys: Buffer[]): Buffer[] {
-  // The batch's names decoded at once, then sliced: one native call instead of one per key.
-  const names = Buffer.concat(keys).toString('latin1');
-  let at = 0;
-  return keys.filter((key) => {
-    const id = names.slice(at, (at += key.length));
-    if (seen.has(id)) return false;
-    seen.add(id);
-    return true;
-  });
-}
+const freshKeys = (seen: KeyHashSet, keys: Buffer[]) => keys.filter((key) => seen.add(key));
 
 /**
  * The keys only on the target: none unless the target holds more keys than the `onTarget` of
  * the source's it was found to hold (DBSIZE also counts keys expired but not yet reclaimed: then
- * the SCAN, which skips them, decides). Every key of the target `fresh` lets through is compared.
+ * the SCAN, which skips them, decides). Every key of the target not in `seen` is compared.
  */
-async function compareTargetOnly(context: Context, db: number, fresh: (keys: Buffer[]) => Buffer[], onTarget: number): Promise<void> {
+async function compareTargetOnly(context: Context, db: number, seen: KeyHashSet, onTarget: number): Promise<void> {
   if (Number(await context.target.client.dbsize()) <= onTarget) return;
   const window = new Window(context.wire ? WIRE_IN_FLIGHT : IN_FLIGHT);
-  await scanAll(context.target.client, context.batchSize, (keys) => window.add(compareKeys(context, db, fresh(keys)).then(() => undefined)));
+  await scanAll(context.target.client, context.batchSize, (keys) => window.add(compareKeys(context, db, freshKeys(seen, keys)).then(() => undefined)));
   await window.drain();
 }
 
@@ -817,7 +807,7 @@ async function compareDatabase(context: Context, db: number, mapped: number, sam
     notes.push(`db ${db}: a sample of ${keys.length} random keys compared (sample: ${sample}), not every key; keys only on the target not looked for`);
     return;
   }
-  const seen = new Set<string>();
+  const seen = new KeyHashSet();
   let onTarget = 0;
   await scanAll(source.client, context.batchSize, (keys) =>
     window.add(
@@ -827,7 +817,7 @@ async function compareDatabase(context: Context, db: number, mapped: number, sam
     ),
   );
   await window.drain();
-  await compareTargetOnly(context, db, (keys) => freshKeys(seen, keys), onTarget);
+  await compareTargetOnly(context, db, seen, onTarget);
 }
 
 /** Source keys below which the live comparison is cheap anyway (well under a second): no snapshot. */
@@ -974,7 +964,7 @@ async function compareFromSnapshot(
     }
     await window.drain();
     // Keys the snapshot had were compared; a key SCAN returns twice is compared once.
-    await compareTargetOnly(context, db, (keys) => keys.filter((key) => state.seen.add(key)), onTarget);
+    await compareTargetOnly(context, db, state.seen, onTarget);
   }
   notes.push(
     `the source was read from its RDB snapshot (PSYNC, ${comparison.startedAt.toISOString()}) and each key compared with it on the target; keys that did not match it, and keys only on the target, compared live on both sides`,
@@ -989,12 +979,10 @@ async function compareStrayDatabase(context: Context, db: number): Promise<void>
   let count = 0;
   const examples: string[] = [];
   // SCAN returns no key whose TTL has passed; a key may come twice, so they are counted once each.
-  const seen = new Set<string>();
+  const seen = new KeyHashSet();
   await scanAll(client, context.batchSize, async (keys) => {
     for (const key of keys) {
-      const id = key.toString('latin1');
-      if (seen.has(id)) continue;
-      seen.add(id);
+      if (!seen.add(key)) continue;
       count++;
       if (examples.length < 3) examples.push(JSON.stringify(key.toString()));
     }
