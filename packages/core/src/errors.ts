@@ -292,10 +292,13 @@ export class DuplicateRegistrationError extends ArmadaError {
 /** Node's codes for a connection that was refused, reset, cut or never made in time. */
 const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
+/** Whether `code` is one of Node's for a connection that failed (no reply came): for providers mapping their clients' errors. */
+export const isConnectionCode = (code: unknown): boolean => typeof code === 'string' && CONNECTION_CODES.has(code);
+
 export function toArmadaError(error: unknown, provider?: string): ArmadaError {
   if (ArmadaError.isInstance(error)) return error;
   const message = error instanceof Error ? error.message : String(error);
   const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && CONNECTION_CODES.has(code)) return new ConnectionError(`the connection failed (${code}): ${message}`, { provider, cause: error });
+  if (isConnectionCode(code)) return new ConnectionError(`the connection failed (${code}): ${message}`, { provider, cause: error });
   return new ArmadaError('Unknown', message, { provider, cause: error });
 }

@@ -8,6 +8,7 @@ import {
   ConflictError,
   ConnectionError,
   DependencyViolationError,
+  isConnectionCode,
   NotFoundError,
   ThrottledError,
   ValidationError,
@@ -24,7 +25,8 @@ interface AwsLikeError {
 }
 
 const THROTTLING = new Set(['RequestLimitExceeded', 'Throttling', 'ThrottlingException', 'PriorRequestNotComplete', 'EC2ThrottledException', 'TooManyRequestsException']);
-const TRANSIENT_NETWORK = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'TimeoutError', 'RequestTimeout', 'RequestTimeoutException']);
+/** The SDK's own names for a request that got no reply (Node's codes are core's isConnectionCode). */
+const SDK_TIMEOUTS = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException']);
 const CREDENTIALS = new Set(['AuthFailure', 'UnauthorizedOperation', 'InvalidClientTokenId', 'SignatureDoesNotMatch', 'InvalidAccessKeyId', 'AccessDenied', 'AccessDeniedException']);
 const CONFLICT = new Set(['InvalidSubnet.Conflict', 'Resource.AlreadyAssociated', 'IdempotentParameterMismatch', 'RouteAlreadyExists', 'Gateway.NotAttached', 'IncorrectState']);
 
@@ -62,8 +64,8 @@ export function mapAwsError(error: unknown, context: string): ArmadaError {
     });
   }
   // Before the server-fault test: the SDK marks a request that got no reply as a server fault too.
-  const networkCode = TRANSIENT_NETWORK.has(code) ? code : (error as { code?: string })?.code;
-  if (status === undefined && networkCode !== undefined && TRANSIENT_NETWORK.has(networkCode)) {
+  const networkCode = SDK_TIMEOUTS.has(code) || isConnectionCode(code) ? code : (error as { code?: string })?.code;
+  if (status === undefined && networkCode !== undefined && (SDK_TIMEOUTS.has(networkCode) || isConnectionCode(networkCode))) {
     // The request may or may not have taken effect: retryable, and creates must be idempotent.
     return new ConnectionError(`${context}: the connection failed (${networkCode}); the call may have taken effect`, options);
   }
