@@ -119,6 +119,12 @@ export interface DesiredResource<K extends ResourceKind = ResourceKind> {
   properties: ResourcePropertiesByKind[K];
   /** Addresses this resource needs to exist first, derived from its properties. */
   dependsOn: ResourceAddress[];
+  /**
+   * Addresses an earlier spec may have given this same resource, in order of preference: the first
+   * copy of an instance group is `web` at count 1 and `web-1` above. A resource found only at one
+   * of them (and not wanted there) is kept and moved to this address, not replaced.
+   */
+  movedFrom?: ResourceAddress[];
 }
 
 /** Values a resource exposes once it exists: addresses, DNS names, state. */
@@ -133,6 +139,12 @@ export interface ObservedResource<K extends ResourceKind = ResourceKind> {
   /** What exists, in the same logical terms as the desired properties. */
   properties: ResourcePropertiesByKind[K];
   outputs: ResourceOutputs;
+  /**
+   * Set by discovery when an interrupted run left the resource half made (a subnet without its
+   * route table): why, in a few words. The planner then updates it, so the provider finishes it,
+   * even when its properties already match.
+   */
+  unfinished?: string;
 }
 
 /** A union that narrows on `kind`, for switch statements over mixed lists. */

@@ -29,6 +29,9 @@ export class FakeProvider {
   maxRunning = 0;
   private sequence = 0;
 
+  /** `updatable: false`: no service updates in place (every change replaces). */
+  constructor(private readonly options: { updatable?: boolean } = {}) {}
+
   /** Queue outcomes for `step:address` calls: an Error fails that attempt, undefined lets it through. */
   fail(call: string, ...outcomes: Array<Error | undefined>): void {
     this.script.failures.set(call, outcomes);
@@ -71,7 +74,8 @@ export class FakeProvider {
     if (updatable) {
       service.update = async (resource, current) => {
         await this.enter(`update:${resource.address}`);
-        const updated = { ...current, properties: resource.properties };
+        const updated = { ...current, address: resource.address, name: resource.name, properties: resource.properties };
+        if (current.address !== resource.address) this.resources.delete(current.address);
         this.resources.set(resource.address, updated as ObservedResource);
         return updated;
       };
@@ -95,9 +99,9 @@ export class FakeProvider {
       services: {
         network: this.service('network', ['cidr'], false),
         subnet: this.service('subnet', ['cidr', 'network'], false),
-        firewall: this.service('firewall', ['network']),
+        firewall: this.service('firewall', ['network'], this.options.updatable ?? true),
         keyPair: this.service('keyPair', ['publicKey'], false),
-        instance: this.service('instance', ['subnet', 'size', 'image']),
+        instance: this.service('instance', ['subnet', 'size', 'image'], this.options.updatable ?? true),
       },
       resolveInstanceType: ({ size, image }) => ({ size: typeof size === 'string' ? size : `${size.cpus}x${size.memoryGiB}`, image }),
     };

@@ -144,11 +144,42 @@ describe('plan', () => {
     const smaller = specInput();
     if (smaller.instances?.[0]) smaller.instances[0].count = 1;
     const second = await plan({ spec: await parseSpec(smaller), provider });
-    // count 3 -> 1 renames web-1 to web: one create, three deletes.
-    expect(second.actions.filter((action) => action.type === 'delete').map((action) => action.address)).toEqual(['instance.web-1', 'instance.web-2', 'instance.web-3']);
+    // count 3 -> 1 keeps web-1 as web (an update that re-labels it) and deletes the highest-numbered.
+    expect(second.actions.filter((action) => action.type === 'delete').map((action) => action.address)).toEqual(['instance.web-2', 'instance.web-3']);
+    const kept = second.actions.find((action) => action.address === 'instance.web');
+    expect([kept?.type, kept?.movedFrom, kept?.current?.address]).toEqual(['update', 'instance.web-1', 'instance.web-1']);
+    expect(second.summary).toMatchObject({ create: 0, update: 1, delete: 2, replace: 0 });
     const destroy = await planDestroy({ environment: 'plan-test', provider });
     expect(destroy.mode).toBe('destroy');
     expect(destroy.actions.map((action) => action.kind)).toEqual(['instance', 'instance', 'instance', 'keyPair', 'firewall', 'subnet', 'network']);
+  });
+
+  it('moves only to an address it may have had, never onto a wanted one, and replaces when the service cannot update', () => {
+    const fake = new FakeProvider();
+    const web = (name: string, movedFrom?: string) => ({ ...instance(name, 'a'), ...(movedFrom ? { movedFrom: [`instance.${movedFrom}` as const] } : {}) });
+    const observed = (name: string, id: string) => ({ ...instance(name, 'a'), id, outputs: {} });
+    // web-1 still wanted: web is not moved onto it, and goes.
+    const both = diff({ environment: 'x', provider: fake.provider(), desired: [web('web-1', 'web'), web('web-2')], observed: [observed('web', 'i-1'), observed('web-1', 'i-2')] });
+    expect(both.actions.map((action) => [action.address, action.type, action.current?.id])).toEqual([
+      ['instance.web-1', 'noop', 'i-2'],
+      ['instance.web-2', 'create', undefined],
+      ['instance.web', 'delete', 'i-1'],
+    ]);
+    // No update in place: nothing can be re-labelled, so the old one is deleted and a new one made.
+    const fixed = diff({ environment: 'x', provider: new FakeProvider({ updatable: false }).provider(), desired: [web('web-1', 'web')], observed: [observed('web', 'i-1')] });
+    expect(fixed.actions.map((action) => [action.address, action.type])).toEqual([
+      ['instance.web-1', 'create'],
+      ['instance.web', 'delete'],
+    ]);
+  });
+
+  it('finishes in place what an interrupted run left half made, or replaces it when the service cannot update', () => {
+    const firewall = desired('firewall', 'web', { network: 'net', description: 'web', ingress: [] });
+    const observed = [{ ...firewall, id: 'sg-1', outputs: {}, unfinished: 'its rules are not all there' }];
+    const finished = diff({ environment: 'x', provider: new FakeProvider().provider(), desired: [firewall], observed });
+    expect(finished.actions.map((action) => [action.type, action.reason])).toEqual([['update', 'unfinished: its rules are not all there']]);
+    const replaced = diff({ environment: 'x', provider: new FakeProvider({ updatable: false }).provider(), desired: [firewall], observed });
+    expect(replaced.actions.map((action) => action.type)).toEqual(['replace']);
   });
 
   it('plans a delete for a second resource claiming the same address (left by an interrupted run)', () => {

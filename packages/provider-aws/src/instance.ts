@@ -189,7 +189,11 @@ export function instanceService(context: AwsContext): ResourceService<'instance'
         await aws('DeleteTags', () => ec2.send(new DeleteTagsCommand({ Resources: [current.id], Tags: removed.map((Key) => ({ Key })) })));
       }
       // User data cannot change in place (it forces a replacement), so its digest tag stays as is.
-      const changeable = Object.fromEntries(Object.entries(wanted).filter(([key]) => key !== USER_DATA_TAG));
+      const changeable = {
+        ...Object.fromEntries(Object.entries(wanted).filter(([key]) => key !== USER_DATA_TAG)),
+        // Kept under a new address (an instance group scaled): its ownership tag follows.
+        ...(current.address !== resource.address ? apply.ownershipTags(resource.address) : {}),
+      };
       await aws('CreateTags', () => ec2.send(new CreateTagsCommand({ Resources: [current.id], Tags: toTagList(changeable) })));
       return { ...current, properties };
     },

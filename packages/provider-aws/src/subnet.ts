@@ -8,6 +8,7 @@ import {
   CreateRouteCommand,
   CreateRouteTableCommand,
   CreateSubnetCommand,
+  DeleteRouteCommand,
   DeleteRouteTableCommand,
   DeleteSubnetCommand,
   DescribeRouteTablesCommand,
@@ -20,7 +21,7 @@ import {
   type RouteTable,
   type Subnet,
 } from '@aws-sdk/client-ec2';
-import { ConflictError, NotFoundError, type DiscoverContext, type ObservedResource, type ResourceService } from '@armada/core';
+import { ConflictError, NotFoundError, type ApplyContext, type DesiredResource, type DiscoverContext, type ObservedResource, type ResourceService } from '@armada/core';
 import { followUp, ignoreNotFound, isRetriedCreate, tolerating, type AwsContext } from './context.js';
 import { collect, environmentFilter, fromTagList, ownedAddress, tagFilters, tagSpecification } from './ec2-helpers.js';
 import { repairGateway } from './network.js';
@@ -32,9 +33,15 @@ function routesToInternet(table: RouteTable | undefined): boolean {
   return (table?.Routes ?? []).some((route) => route.DestinationCidrBlock === INTERNET && route.GatewayId?.startsWith('igw-'));
 }
 
+/**
+ * What exists, in the spec's terms. A subnet is public when it maps public IPs on launch and its
+ * route table routes to the internet; anything less reads as private, so a public subnet an
+ * interrupted run left half made is finished by an in-place update (`access` is updatable).
+ */
 function observedSubnet(subnet: Subnet, networkName: string, table: RouteTable | undefined): ObservedResource<'subnet'> | undefined {
   const owned = ownedAddress(fromTagList(subnet.Tags));
   if (!owned || !subnet.SubnetId) return undefined;
+  const ownTable = table !== undefined && ownedAddress(fromTagList(table.Tags))?.address === owned.address;
   return {
     ...owned,
     kind: 'subnet',
@@ -46,6 +53,7 @@ function observedSubnet(subnet: Subnet, networkName: string, table: RouteTable |
       ...(subnet.AvailabilityZone ? { zone: subnet.AvailabilityZone } : {}),
     },
     outputs: { subnetId: subnet.SubnetId, cidr: subnet.CidrBlock, zone: subnet.AvailabilityZone, routeTableId: table?.RouteTableId },
+    ...(ownTable ? {} : { unfinished: 'its route table is not associated' }),
   };
 }
 
@@ -54,9 +62,79 @@ export function subnetService(context: AwsContext): ResourceService<'subnet'> {
   const routeTables = async (filters: Filter[]) =>
     (await aws('DescribeRouteTables', () => ec2.send(new DescribeRouteTablesCommand({ Filters: filters })))).RouteTables ?? [];
 
+  /**
+   * Gives subnet `subnetId` what its access needs: its own route table (found by its tags when an
+   * earlier attempt may have made it, else created), associated, with a route to the network's
+   * internet gateway exactly when public, and public IPs on launch exactly when public. Used by
+   * create, and by update to change access or finish what an interrupted run left.
+   */
+  async function provideAccess(
+    resource: DesiredResource<'subnet'>,
+    subnetId: string,
+    apply: ApplyContext,
+    { lookForTable, mapPublicIp }: { lookForTable: boolean; mapPublicIp: boolean | undefined },
+  ): Promise<string> {
+    const { properties } = resource;
+    const networkAddress = `network.${properties.network}` as const;
+    const vpcId = apply.idOf(networkAddress);
+    const tags = { Name: resource.name, ...apply.ownershipTags(resource.address) };
+    const ours = tagFilters(apply.ownershipTags(resource.address));
+    const isPublic = properties.access === 'public';
+    const routeTable = async (): Promise<string> => {
+      const table = await followUp(context, `a route table for ${resource.address}`, async () => {
+        const found = lookForTable ? (await routeTables(ours))[0] : undefined;
+        return (
+          found ??
+          (
+            await aws('CreateRouteTable', () =>
+              ec2.send(new CreateRouteTableCommand({ VpcId: vpcId, TagSpecifications: tagSpecification('route-table', tags), ClientToken: apply.idempotencyToken(resource.address) })),
+            )
+          ).RouteTable
+        );
+      });
+      const tableId = table?.RouteTableId;
+      if (!table || !tableId) throw new ConflictError(`CreateRouteTable returned no id for ${resource.address}.`);
+      if (isPublic && !routesToInternet(table)) {
+        const network = apply.resourceAt(networkAddress);
+        let gatewayId = network.outputs.internetGatewayId;
+        // A network an interrupted run left without its gateway: finished here, not refused.
+        if (typeof gatewayId !== 'string') gatewayId = (await repairGateway(context, vpcId, { Name: network.name, ...apply.ownershipTags(networkAddress) })).InternetGatewayId;
+        if (typeof gatewayId !== 'string') throw new ConflictError(`Network ${properties.network} has no internet gateway for public subnet ${resource.name}.`);
+        await followUp(context, `route table ${tableId} to accept routes`, () =>
+          tolerating(ConflictError.isInstance, () =>
+            aws('CreateRoute', () => ec2.send(new CreateRouteCommand({ RouteTableId: tableId, DestinationCidrBlock: INTERNET, GatewayId: gatewayId }))),
+          ),
+        );
+      }
+      if (!isPublic && routesToInternet(table)) {
+        await tolerating(NotFoundError.isInstance, () =>
+          aws('DeleteRoute', () => ec2.send(new DeleteRouteCommand({ RouteTableId: tableId, DestinationCidrBlock: INTERNET }))),
+        );
+      }
+      if (!(table.Associations ?? []).some((association) => association.SubnetId === subnetId)) {
+        await followUp(context, `route table ${tableId} to associate`, () =>
+          tolerating(ConflictError.isInstance, () =>
+            aws('AssociateRouteTable', () => ec2.send(new AssociateRouteTableCommand({ RouteTableId: tableId, SubnetId: subnetId }))),
+          ),
+        );
+      }
+      return tableId;
+    };
+    // Two independent chains of follow-ups: the public-IP attribute, and the route table.
+    const [, tableId] = await Promise.all([
+      mapPublicIp !== isPublic
+        ? followUp(context, `subnet ${subnetId} to accept attributes`, () =>
+            aws('ModifySubnetAttribute', () => ec2.send(new ModifySubnetAttributeCommand({ SubnetId: subnetId, MapPublicIpOnLaunch: { Value: isPublic } }))),
+          )
+        : undefined,
+      routeTable(),
+    ]);
+    return tableId;
+  }
+
   return {
     kind: 'subnet',
-    replaceOn: ['network', 'cidr', 'access', 'zone'],
+    replaceOn: ['network', 'cidr', 'zone'],
     async discover(discovery: DiscoverContext) {
       const [subnets, tables] = await Promise.all([
         collect('DescribeSubnets', paginateDescribeSubnets({ client: ec2, pageSize: context.pageSize }, { Filters: environmentFilter(discovery.environment) }), (page) => page.Subnets),
@@ -70,8 +148,7 @@ export function subnetService(context: AwsContext): ResourceService<'subnet'> {
     },
     async create(resource, apply) {
       const { properties } = resource;
-      const networkAddress = `network.${properties.network}` as const;
-      const vpcId = apply.idOf(networkAddress);
+      const vpcId = apply.idOf(`network.${properties.network}`);
       const tags = { Name: resource.name, ...apply.ownershipTags(resource.address) };
       const ours = tagFilters(apply.ownershipTags(resource.address));
       const retried = isRetriedCreate(context, apply, resource.address);
@@ -117,51 +194,7 @@ export function subnetService(context: AwsContext): ResourceService<'subnet'> {
       if (!subnet || !subnetId) throw new ConflictError(`CreateSubnet returned no subnet id for ${resource.address}.`);
       // Instances need only the subnet id (they ask for their public IP themselves): let them start.
       apply.announce({ address: resource.address, kind: 'subnet', name: resource.name, id: subnetId, properties, outputs: { subnetId, cidr: subnet.CidrBlock, zone: subnet.AvailabilityZone } });
-
-      const routeTable = async (): Promise<string> => {
-        const table = await followUp(context, `a route table for ${resource.address}`, async () => {
-          const found = retried ? (await routeTables(ours))[0] : undefined;
-          return (
-            found ??
-            (
-              await aws('CreateRouteTable', () =>
-                ec2.send(new CreateRouteTableCommand({ VpcId: vpcId, TagSpecifications: tagSpecification('route-table', tags), ClientToken: apply.idempotencyToken(resource.address) })),
-              )
-            ).RouteTable
-          );
-        });
-        const tableId = table?.RouteTableId;
-        if (!table || !tableId) throw new ConflictError(`CreateRouteTable returned no id for ${resource.address}.`);
-        if (properties.access === 'public' && !routesToInternet(table)) {
-          const network = apply.resourceAt(networkAddress);
-          let gatewayId = network.outputs.internetGatewayId;
-          // A network an interrupted run left without its gateway: finished here, not refused.
-          if (typeof gatewayId !== 'string') gatewayId = (await repairGateway(context, vpcId, { Name: network.name, ...apply.ownershipTags(networkAddress) })).InternetGatewayId;
-          if (typeof gatewayId !== 'string') throw new ConflictError(`Network ${properties.network} has no internet gateway for public subnet ${resource.name}.`);
-          await followUp(context, `route table ${tableId} to accept routes`, () =>
-            tolerating(ConflictError.isInstance, () =>
-              aws('CreateRoute', () => ec2.send(new CreateRouteCommand({ RouteTableId: tableId, DestinationCidrBlock: INTERNET, GatewayId: gatewayId }))),
-            ),
-          );
-        }
-        if (!(table.Associations ?? []).some((association) => association.SubnetId === subnetId)) {
-          await followUp(context, `route table ${tableId} to associate`, () =>
-            tolerating(ConflictError.isInstance, () =>
-              aws('AssociateRouteTable', () => ec2.send(new AssociateRouteTableCommand({ RouteTableId: tableId, SubnetId: subnetId }))),
-            ),
-          );
-        }
-        return tableId;
-      };
-      // Two independent chains of follow-ups: the public-IP attribute, and the route table.
-      const [, tableId] = await Promise.all([
-        properties.access === 'public'
-          ? followUp(context, `subnet ${subnetId} to accept attributes`, () =>
-              aws('ModifySubnetAttribute', () => ec2.send(new ModifySubnetAttributeCommand({ SubnetId: subnetId, MapPublicIpOnLaunch: { Value: true } }))),
-            )
-          : undefined,
-        routeTable(),
-      ]);
+      const tableId = await provideAccess(resource, subnetId, apply, { lookForTable: retried, mapPublicIp: subnet.MapPublicIpOnLaunch ?? false });
       return {
         address: resource.address,
         kind: 'subnet',
@@ -170,6 +203,16 @@ export function subnetService(context: AwsContext): ResourceService<'subnet'> {
         properties: { ...properties, ...(subnet.AvailabilityZone ? { zone: subnet.AvailabilityZone } : {}) },
         outputs: { subnetId, cidr: subnet.CidrBlock, zone: subnet.AvailabilityZone, routeTableId: tableId },
       };
+    },
+    /**
+     * Access changes in place (instances keep running; those launched public keep the public IP
+     * they have), and a subnet an interrupted run left half made is finished.
+     */
+    async update(resource, current, apply) {
+      // The attribute is set whatever it is now: the observed access does not say which half is missing.
+      const tableId = await provideAccess(resource, current.id, apply, { lookForTable: true, mapPublicIp: undefined });
+      const { unfinished: _finished, ...finished } = current;
+      return { ...finished, properties: { ...current.properties, access: resource.properties.access }, outputs: { ...current.outputs, routeTableId: tableId } };
     },
     async delete(current, apply) {
       const tables = [

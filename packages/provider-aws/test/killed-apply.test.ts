@@ -1,12 +1,12 @@
 /**
  * A run killed (SIGKILL, a real child process) in the middle of an apply on the EC2 emulator, then
  * resumed by a new plan: nothing that was being created is replaced, and the resumed run ends with
- * exactly the desired resources. Killed at the first CreateVpc: the VPC can be there without its
- * internet gateway, which the first public subnet then finishes (it used to fail the resume).
- *
- * Not yet here (issue 12): killed while a public subnet is half made (its route table or public IP
- * mapping not set yet), the resumed plan reads it as private and replaces it, and its instances
- * with it; that is the case at the first CreateSubnet and the first RunInstances.
+ * exactly the desired resources. Killed at each kind of create call the story environment makes:
+ * - CreateVpc: the VPC can be there without its internet gateway, which the first public subnet
+ *   then finishes (it used to fail the resume);
+ * - CreateSubnet, CreateRouteTable, RunInstances: a subnet can be there without its route table,
+ *   its route or its public-IP mapping; it used to be read as private and replaced, with its
+ *   instances. Now it is read as unfinished (or private) and finished in place.
  */
 import { spawn } from 'node:child_process';
 import { executePlan, isEmptyPlan, loadSpecFile, plan } from '@armada/core';
@@ -17,7 +17,7 @@ import { createAwsProvider } from '../src/index.js';
 const specPath = fileURLToPath(new URL('../../../examples/environments/armada.yaml', import.meta.url));
 const child = fileURLToPath(new URL('./fixtures/apply-child.ts', import.meta.url));
 describe('killed apply', () => {
-  it.each(['CreateVpc'])('killed at the first %s, resumed: nothing replaced, exactly the desired resources', async (action) => {
+  it.each(['CreateVpc', 'CreateInternetGateway', 'CreateSubnet', 'CreateRouteTable', 'CreateSecurityGroup', 'ImportKeyPair', 'RunInstances'])('killed at the first %s, resumed: nothing replaced, exactly the desired resources', async (action) => {
     const emulator = await startAwsEmulator({ bootMs: 300, terminateMs: 20 });
     try {
       const run = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', child, emulator.endpoint], { stdio: ['ignore', 'pipe', 'inherit'] });

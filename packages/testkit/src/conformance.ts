@@ -309,6 +309,69 @@ export function describeProviderConformance(options: ConformanceOptions): void {
       }
     });
 
+    it('scales an instance group keeping every instance that stays wanted: count 1 -> 2 -> 3 -> 1', { timeout }, async () => {
+      const { spec } = await build();
+      const first = (await observedOf(spec)).get('instance.web')?.id;
+      expect(first).toBeTruthy();
+      const scaled = (count: number): EnvironmentSpec => ({ ...spec, instances: spec.instances.map((instance) => (instance.name === 'web' ? { ...instance, count } : instance)) });
+      const changesOf = (planned: Plan) => Object.fromEntries(planned.actions.filter((action) => action.type !== 'noop').map((action) => [action.address, action.type]));
+      const applyAndSettle = async (target: EnvironmentSpec) => {
+        const planned = await plan({ spec: target, provider: harness.provider });
+        const result = await executePlan(planned, execute());
+        expect(result.failed).toEqual([]);
+        expect(result.status).toBe('succeeded');
+        expect(isEmptyPlan(await plan({ spec: target, provider: harness.provider }))).toBe(true);
+        return observedOf(spec);
+      };
+
+      // 1 -> 2: `web` is kept as `web-1` (the plan says so), `web-2` is added.
+      const two = await plan({ spec: scaled(2), provider: harness.provider });
+      expect(changesOf(two)).toEqual({ 'instance.web-1': 'update', 'instance.web-2': 'create' });
+      expect(two.actions.find((action) => action.address === 'instance.web-1')?.movedFrom).toBe('instance.web');
+      expect(renderPlanText(two)).toMatch(/~ instance\.web-1 {2}\(renamed from instance\.web, kept\)/);
+      let found = await applyAndSettle(scaled(2));
+      expect(found.get('instance.web-1')?.id).toBe(first);
+      expect(found.get('instance.web-1')?.properties).toMatchObject({ tags: { Name: 'web-1' } });
+      expect(found.has('instance.web')).toBe(false);
+      const second = found.get('instance.web-2')?.id;
+      expect(await harness.countInstances(spec.name)).toBe(3);
+
+      // 2 -> 3: only an addition.
+      expect(changesOf(await plan({ spec: scaled(3), provider: harness.provider }))).toEqual({ 'instance.web-3': 'create' });
+      found = await applyAndSettle(scaled(3));
+      expect([found.get('instance.web-1')?.id, found.get('instance.web-2')?.id]).toEqual([first, second]);
+      expect(await harness.countInstances(spec.name)).toBe(4);
+
+      // 3 -> 1: the first is kept as `web`; the highest-numbered go.
+      const one = await plan({ spec: scaled(1), provider: harness.provider });
+      expect(changesOf(one)).toEqual({ 'instance.web': 'update', 'instance.web-2': 'delete', 'instance.web-3': 'delete' });
+      found = await applyAndSettle(scaled(1));
+      expect(found.get('instance.web')?.id).toBe(first);
+      expect(found.get('instance.web')?.properties).toMatchObject({ tags: { Name: 'web' } });
+      expect(await harness.countInstances(spec.name)).toBe(2);
+    });
+
+    it('shows a changed rule in the plan text: a port 443 -> 8443', { timeout }, async () => {
+      const { spec } = await build();
+      const changed: EnvironmentSpec = {
+        ...spec,
+        firewalls: spec.firewalls.map((firewall) =>
+          firewall.name === 'web'
+            ? { ...firewall, ingress: firewall.ingress.map((rule) => (rule.protocol === 'tcp' && rule.ports?.from === 443 ? { ...rule, ports: { from: 8443, to: 8443 } } : rule)) }
+            : firewall,
+        ),
+      };
+      const update = await plan({ spec: changed, provider: harness.provider });
+      expect(update.actions.filter((action) => action.type !== 'noop').map((action) => [action.address, action.type])).toEqual([['firewall.web', 'update']]);
+      const text = renderPlanText(update);
+      expect(text).toMatch(/^ {10}- \{.*"from":443.*"to":443.*\}$/m);
+      expect(text).toMatch(/^ {10}\+ \{.*"from":8443.*"to":8443.*\}$/m);
+      expect((await executePlan(update, execute())).status).toBe('succeeded');
+      const ingress = ((await observedOf(spec)).get('firewall.web') as ObservedResource<'firewall'>).properties.ingress;
+      expect(ingress.map((rule) => rule.ports?.from).sort()).toEqual([80, 8443]);
+      expect(isEmptyPlan(await plan({ spec: changed, provider: harness.provider }))).toBe(true);
+    });
+
     it('replaces what cannot change in place', { timeout }, async () => {
       const { spec } = await build();
       const before = await observedOf(spec);

@@ -184,7 +184,8 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
             if (!service.update) throw new ArmadaError('Unsupported', `${step.address} cannot be updated in place.`);
             return service.update(desired, step.action.current as ObservedResource, context);
           }, retry);
-    known.set(step.address, observed);
+    // Under the address it now has, whatever the provider copied from `current` (a moved resource).
+    known.set(step.address, { ...observed, address: desired.address, name: desired.name });
   }
 
   function skipDependents(step: Step, reason: string) {

@@ -103,8 +103,8 @@ export async function compileEnvironment(spec: EnvironmentSpec, provider: Provid
         }
         throw error;
       }
-      return instanceNames(instance).map((name, copy) =>
-        desired('instance', name, {
+      return instanceNames(instance).map((name, copy) => ({
+        ...desired('instance', name, {
           subnet: instance.subnet,
           firewalls: [...instance.firewalls],
           ...(instance.keyPair !== undefined ? { keyPair: instance.keyPair } : {}),
@@ -114,7 +114,10 @@ export async function compileEnvironment(spec: EnvironmentSpec, provider: Provid
           ...(instance.userData !== undefined ? { userData: instance.userData } : {}),
           ...(instance.role !== undefined ? { role: instance.role } : {}),
         }),
-      );
+        // Scaling keeps what stays wanted: 1 -> 2 makes `web` into `web-1` (and adds `web-2`); 2 -> 1
+        // makes `web-1` into `web` (and removes `web-2`, the highest-numbered).
+        ...(copy === 0 ? { movedFrom: [addressOf('instance', instanceNames({ name: instance.name, count: instance.count === 1 ? 2 : 1 })[0] as string)] } : {}),
+      }));
     }),
   );
   if (issues.length > 0) {

@@ -159,7 +159,19 @@ export function diff({ environment, provider, desired, observed, notes = [] }: D
     else current.set(resource.address, resource);
   }
   const desiredAddresses = new Set(desired.map((resource) => resource.address));
-  for (const resource of current.values()) if (!desiredAddresses.has(resource.address)) unwanted.push(resource);
+  // Resources kept under a new address (see DesiredResource.movedFrom), by their old address.
+  const moved = new Set<ResourceAddress>();
+  const existingFor = (resource: DesiredResource, service: ResourceService<ResourceKind>): { existing?: ObservedResource; movedFrom?: ResourceAddress } => {
+    const existing = current.get(resource.address);
+    if (existing || !service.update) return existing ? { existing } : {};
+    for (const from of resource.movedFrom ?? []) {
+      const candidate = current.get(from);
+      if (!candidate || candidate.kind !== resource.kind || desiredAddresses.has(from) || moved.has(from)) continue;
+      moved.add(from);
+      return { existing: candidate, movedFrom: from };
+    }
+    return {};
+  };
 
   const actions: PlanAction[] = [];
   const actionAt = new Map<ResourceAddress, PlanAction>();
@@ -170,21 +182,24 @@ export function diff({ environment, provider, desired, observed, notes = [] }: D
         provider: provider.id,
       });
     }
-    const existing = current.get(resource.address);
+    const { existing, movedFrom } = existingFor(resource, service);
     let action: PlanAction;
     if (!existing) {
       action = { address: resource.address, kind: resource.kind, name: resource.name, type: 'create', desired: resource, changes: [] };
     } else {
       const changes = diffProperties(resource, existing, service.replaceOn);
-      const replace = changes.some((change) => change.forcesReplacement) || (changes.length > 0 && !service.update);
+      // Half made by an interrupted run: the provider's update finishes it (without one, replaced).
+      const unfinished = existing.unfinished !== undefined;
+      const replace = changes.some((change) => change.forcesReplacement) || ((changes.length > 0 || unfinished) && !service.update);
       action = {
         address: resource.address,
         kind: resource.kind,
         name: resource.name,
-        type: changes.length === 0 ? 'noop' : replace ? 'replace' : 'update',
+        type: changes.length === 0 && !unfinished && !movedFrom ? 'noop' : replace ? 'replace' : 'update',
         desired: resource,
         current: existing,
         changes,
+        ...(movedFrom ? { movedFrom, reason: `renamed from ${movedFrom}, kept` } : unfinished ? { reason: `unfinished: ${existing.unfinished}` } : {}),
       };
       // A replaced dependency gets a new cloud id: what refers to it must follow.
       for (const reference of referencesOf(resource.kind, resource.properties)) {
@@ -201,6 +216,7 @@ export function diff({ environment, provider, desired, observed, notes = [] }: D
     actions.push(action);
     actionAt.set(resource.address, action);
   }
+  for (const resource of current.values()) if (!desiredAddresses.has(resource.address) && !moved.has(resource.address)) unwanted.push(resource);
   actions.push(...deleteActions(unwanted));
 
   const summary = emptySummary();

@@ -23,6 +23,11 @@ export interface PlanAction {
   /** What exists now (absent for create). */
   current?: ObservedResource;
   changes: PropertyChange[];
+  /**
+   * The address `current` has now, when the resource is kept under a new one (an instance group
+   * scaled from 1 to 2 keeps `web` as `web-1`): the update re-labels it. See DesiredResource.movedFrom.
+   */
+  movedFrom?: ResourceAddress;
   /** Why, in a few words, when it is not obvious: "subnet.public is replaced". */
   reason?: string;
 }
