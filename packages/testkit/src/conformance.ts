@@ -42,6 +42,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { FaultControl } from './faults.js';
 
+export { BAD_DAY, describeAppliesUnderFaults, type AppliesUnderFaultsOptions, type FaultedBackend } from './faulted-applies.js';
+
 export interface ConformanceHarness {
   provider: ProviderV1;
   /** Steers the backend's faults (the in-memory cloud's, or an emulator's). */

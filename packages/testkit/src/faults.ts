@@ -35,9 +35,14 @@ export interface FaultSettings {
   throttleRate: number;
   /** New resources stay invisible to describe/list calls for this long. */
   eventualConsistencyMs: number;
+  /**
+   * Fraction (0 to 1) of the calls that change something (creates, updates, deletes; never a
+   * describe) that take effect but whose response is lost: the client sees a connection error.
+   */
+  lostResponseRate: number;
 }
 
-export const NO_FAULTS: FaultSettings = { latencyMs: 0, throttleRate: 0, eventualConsistencyMs: 0 };
+export const NO_FAULTS: FaultSettings = { latencyMs: 0, throttleRate: 0, eventualConsistencyMs: 0, lostResponseRate: 0 };
 
 /** What tests use to steer faults, whatever the backend (in-memory cloud or emulator). */
 export interface FaultControl {
@@ -76,6 +81,7 @@ export class FaultInjector implements FaultControl {
   private readonly scheduled: Array<{ operation: PortableOperation; error: Error; remaining: number }> = [];
   private readonly lost = new Set<PortableOperation>();
   private throttled = 0;
+  private lostResponses = 0;
   private readonly makeThrottleError: (operation: string) => Error;
 
   constructor(options: { seed?: number; throttleError?: (operation: string) => Error } = {}) {
@@ -89,6 +95,11 @@ export class FaultInjector implements FaultControl {
 
   get throttledCalls(): number {
     return this.throttled;
+  }
+
+  /** Responses lost by `lostResponseRate` so far. */
+  get lostCalls(): number {
+    return this.lostResponses;
   }
 
   configure(settings: Partial<FaultSettings>): void {
@@ -108,6 +119,7 @@ export class FaultInjector implements FaultControl {
     this.scheduled.length = 0;
     this.lost.clear();
     this.throttled = 0;
+    this.lostResponses = 0;
   }
 
   /**
@@ -127,6 +139,10 @@ export class FaultInjector implements FaultControl {
     }
     const result = await call();
     if (this.lost.delete(operation)) throw new LostResponseError(label);
+    if (operation !== 'describe' && this.settings.lostResponseRate > 0 && this.random() < this.settings.lostResponseRate) {
+      this.lostResponses++;
+      throw new LostResponseError(label);
+    }
     return result;
   }
 

@@ -114,7 +114,15 @@ export function buildSteps(plan: Plan): Map<string, Step> {
       else referrers.set(address, [key]);
     }
   };
-  for (const { step, current } of deleteSteps) noteReferrer(current, step.key);
+  for (const { step, current } of deleteSteps) {
+    noteReferrer(current, step.key);
+    // A replacement's old resource also sits on what the provider made it depend on (adapt()).
+    for (const address of step.action.desired?.dependsOn ?? []) {
+      const list = referrers.get(address);
+      if (!list) referrers.set(address, [step.key]);
+      else if (!list.includes(step.key)) list.push(step.key);
+    }
+  }
   for (const step of applyStepAt.values()) if (step.step === 'update' && step.action.current) noteReferrer(step.action.current, step.key);
   for (const { step } of deleteSteps) {
     for (const key of referrers.get(step.address) ?? []) if (key !== step.key) step.needs.add(key);

@@ -202,7 +202,8 @@ export function diff({ environment, provider, desired, observed, notes = [] }: D
         ...(movedFrom ? { movedFrom, reason: `renamed from ${movedFrom}, kept` } : unfinished ? { reason: `unfinished: ${existing.unfinished}` } : {}),
       };
       // A replaced dependency gets a new cloud id: what refers to it must follow.
-      for (const reference of referencesOf(resource.kind, resource.properties)) {
+      const references = referencesOf(resource.kind, resource.properties);
+      for (const reference of references) {
         if (actionAt.get(reference.address)?.type !== 'replace' || action.type === 'replace') continue;
         const forces = service.replaceOn.includes(reference.property) || !service.update;
         action.type = forces ? 'replace' : 'update';
@@ -211,6 +212,13 @@ export function diff({ environment, provider, desired, observed, notes = [] }: D
           const value = (resource.properties as unknown as Record<string, unknown>)[reference.property];
           action.changes.push({ property: reference.property, before: value, after: value, forcesReplacement: forces, sensitive: false });
         }
+      }
+      // A dependency the provider added (adapt(): a droplet lives in the VPC it was made in) names
+      // no property that could be updated: its replacement replaces the resource.
+      for (const dependency of resource.dependsOn) {
+        if (action.type === 'replace' || actionAt.get(dependency)?.type !== 'replace' || references.some((reference) => reference.address === dependency)) continue;
+        action.type = 'replace';
+        action.reason = `${dependency} is replaced`;
       }
     }
     actions.push(action);

@@ -136,7 +136,8 @@ export class InMemoryCloud {
     instance: new Map(),
     dnsRecord: new Map(),
   };
-  private readonly instancesByClientToken = new Map<string, string>();
+  /** Creates by client token, per kind: a replayed create returns what the first one made. */
+  private readonly byClientToken = new Map<string, string>();
   private sequence = 0;
   private nextAddress = 10;
   /** Calls made, by operation: lets tests assert that retries happened, or that nothing was called. */
@@ -157,6 +158,20 @@ export class InMemoryCloud {
   private newId(kind: keyof Collections): string {
     this.sequence++;
     return `${ID_PREFIX[kind]}-${this.sequence.toString(16).padStart(8, '0')}`;
+  }
+
+  /**
+   * An idempotent create: with a client token, a second call (a retry after a lost response)
+   * returns what the first one made, visible or not yet, and never makes a second one.
+   */
+  private once<K extends keyof Collections>(kind: K, clientToken: string | undefined, make: () => NonNullable<ReturnType<Collections[K]['get']>>) {
+    const key = clientToken === undefined ? undefined : `${kind}/${clientToken}`;
+    const madeId = key === undefined ? undefined : this.byClientToken.get(key);
+    const made = madeId === undefined ? undefined : (this.collections[kind].get(madeId) as ReturnType<Collections[K]['get']> | undefined);
+    if (made) return structuredClone(made) as NonNullable<typeof made>;
+    const entity = make();
+    if (key !== undefined) this.byClientToken.set(key, (entity as Entity).id);
+    return structuredClone(entity);
   }
 
   private call<T>(operation: PortableOperation, label: string, body: () => T): Promise<T> {
@@ -193,13 +208,15 @@ export class InMemoryCloud {
 
   // --- networks -----------------------------------------------------------------------------
 
-  createNetwork(input: { cidr: string; tags: Tags }): Promise<CloudNetwork> {
-    return this.call('createNetwork', 'CreateNetwork', () => {
-      InMemoryCloud.cidr(input.cidr, 'cidr');
-      const network: CloudNetwork = { id: this.newId('network'), cidr: input.cidr, tags: { ...input.tags }, createdAt: performance.now() };
-      this.collections.network.set(network.id, network);
-      return structuredClone(network);
-    });
+  createNetwork(input: { cidr: string; tags: Tags; clientToken?: string }): Promise<CloudNetwork> {
+    return this.call('createNetwork', 'CreateNetwork', () =>
+      this.once('network', input.clientToken, () => {
+        InMemoryCloud.cidr(input.cidr, 'cidr');
+        const network: CloudNetwork = { id: this.newId('network'), cidr: input.cidr, tags: { ...input.tags }, createdAt: performance.now() };
+        this.collections.network.set(network.id, network);
+        return network;
+      }),
+    );
   }
 
   listNetworks(request: ListRequest = {}): Promise<Page<CloudNetwork>> {
@@ -217,8 +234,8 @@ export class InMemoryCloud {
 
   // --- subnets ------------------------------------------------------------------------------
 
-  createSubnet(input: { networkId: string; cidr: string; access: 'public' | 'private'; zone?: string; tags: Tags }): Promise<CloudSubnet> {
-    return this.call('createSubnet', 'CreateSubnet', () => {
+  createSubnet(input: { networkId: string; cidr: string; access: 'public' | 'private'; zone?: string; tags: Tags; clientToken?: string }): Promise<CloudSubnet> {
+    return this.call('createSubnet', 'CreateSubnet', () => this.once('subnet', input.clientToken, () => {
       const network = this.get('network', input.networkId);
       const cidr = InMemoryCloud.cidr(input.cidr, 'cidr');
       if (!cidrContains(InMemoryCloud.cidr(network.cidr, 'network'), cidr)) {
@@ -242,8 +259,8 @@ export class InMemoryCloud {
         createdAt: performance.now(),
       };
       this.collections.subnet.set(subnet.id, subnet);
-      return structuredClone(subnet);
-    });
+      return subnet;
+    }));
   }
 
   listSubnets(request: ListRequest = {}): Promise<Page<CloudSubnet>> {
@@ -269,8 +286,8 @@ export class InMemoryCloud {
     }
   }
 
-  createFirewall(input: { networkId: string; name: string; description: string; tags: Tags }): Promise<CloudFirewall> {
-    return this.call('createFirewall', 'CreateFirewall', () => {
+  createFirewall(input: { networkId: string; name: string; description: string; tags: Tags; clientToken?: string }): Promise<CloudFirewall> {
+    return this.call('createFirewall', 'CreateFirewall', () => this.once('firewall', input.clientToken, () => {
       this.get('network', input.networkId);
       for (const other of this.collections.firewall.values()) {
         if (other.networkId === input.networkId && other.name === input.name) {
@@ -288,8 +305,8 @@ export class InMemoryCloud {
         createdAt: performance.now(),
       };
       this.collections.firewall.set(firewall.id, firewall);
-      return structuredClone(firewall);
-    });
+      return firewall;
+    }));
   }
 
   /** Replaces the firewall's rules (the provider computes the set; the cloud checks the peers). */
@@ -330,14 +347,16 @@ export class InMemoryCloud {
 
   // --- key pairs ----------------------------------------------------------------------------
 
-  importKeyPair(input: { name: string; publicKey: string; tags: Tags }): Promise<CloudKeyPair> {
-    return this.call('createKeyPair', 'ImportKeyPair', () => {
-      const existing = [...this.collections.keyPair.values()].find((keyPair) => keyPair.name === input.name);
-      if (existing) throw new AlreadyExistsError(`The key pair "${input.name}" already exists.`, { resource: existing.id, provider: 'in-memory' });
-      const keyPair: CloudKeyPair = { id: this.newId('keyPair'), name: input.name, publicKey: input.publicKey, tags: { ...input.tags }, createdAt: performance.now() };
-      this.collections.keyPair.set(keyPair.id, keyPair);
-      return structuredClone(keyPair);
-    });
+  importKeyPair(input: { name: string; publicKey: string; tags: Tags; clientToken?: string }): Promise<CloudKeyPair> {
+    return this.call('createKeyPair', 'ImportKeyPair', () =>
+      this.once('keyPair', input.clientToken, () => {
+        const existing = [...this.collections.keyPair.values()].find((keyPair) => keyPair.name === input.name);
+        if (existing) throw new AlreadyExistsError(`The key pair "${input.name}" already exists.`, { resource: existing.id, provider: 'in-memory' });
+        const keyPair: CloudKeyPair = { id: this.newId('keyPair'), name: input.name, publicKey: input.publicKey, tags: { ...input.tags }, createdAt: performance.now() };
+        this.collections.keyPair.set(keyPair.id, keyPair);
+        return keyPair;
+      }),
+    );
   }
 
   listKeyPairs(request: ListRequest = {}): Promise<Page<CloudKeyPair>> {
@@ -377,38 +396,37 @@ export class InMemoryCloud {
     clientToken?: string;
   }): Promise<CloudInstance & { state: InstanceState }> {
     return this.call('createInstance', 'RunInstance', () => {
-      if (input.clientToken) {
-        // Idempotent launch: the same token returns the instance it launched, never a second one.
-        const launchedId = this.instancesByClientToken.get(input.clientToken);
-        const launched = launchedId === undefined ? undefined : this.collections.instance.get(launchedId);
-        if (launched) return { ...structuredClone(launched), state: this.stateOf(launched) };
-      }
-      const subnet = this.get('subnet', input.subnetId);
-      for (const firewallId of input.firewallIds) this.get('firewall', firewallId);
-      if (input.keyPairName !== undefined && ![...this.collections.keyPair.values()].some((keyPair) => keyPair.name === input.keyPairName)) {
-        throw new NotFoundError(`The key pair "${input.keyPairName}" does not exist.`, { resource: input.keyPairName, provider: 'in-memory' });
-      }
-      const now = performance.now();
-      const instance: CloudInstance = {
-        id: this.newId('instance'),
-        subnetId: input.subnetId,
-        firewallIds: [...input.firewallIds],
-        keyPairName: input.keyPairName,
-        size: input.size,
-        image: input.image,
-        userData: input.userData,
-        privateIp: this.allocateAddress(subnet.cidr),
-        publicIp: subnet.access === 'public' ? `198.51.100.${(this.sequence % 250) + 1}` : undefined,
-        clientToken: input.clientToken,
-        tags: { ...input.tags },
-        createdAt: now,
-        stateChangedAt: now,
-        stateTarget: 'running',
-      };
-      this.collections.instance.set(instance.id, instance);
-      if (input.clientToken) this.instancesByClientToken.set(input.clientToken, instance.id);
-      return { ...structuredClone(instance), state: this.stateOf(instance) };
+      // Idempotent launch: the same token returns the instance it launched, never a second one.
+      const launched = this.once('instance', input.clientToken, () => this.launch(input));
+      return { ...launched, state: this.stateOf(launched) };
     });
+  }
+
+  private launch(input: Parameters<InMemoryCloud['runInstance']>[0]): CloudInstance {
+    const subnet = this.get('subnet', input.subnetId);
+    for (const firewallId of input.firewallIds) this.get('firewall', firewallId);
+    if (input.keyPairName !== undefined && ![...this.collections.keyPair.values()].some((keyPair) => keyPair.name === input.keyPairName)) {
+      throw new NotFoundError(`The key pair "${input.keyPairName}" does not exist.`, { resource: input.keyPairName, provider: 'in-memory' });
+    }
+    const now = performance.now();
+    const instance: CloudInstance = {
+      id: this.newId('instance'),
+      subnetId: input.subnetId,
+      firewallIds: [...input.firewallIds],
+      keyPairName: input.keyPairName,
+      size: input.size,
+      image: input.image,
+      userData: input.userData,
+      privateIp: this.allocateAddress(subnet.cidr),
+      publicIp: subnet.access === 'public' ? `198.51.100.${(this.sequence % 250) + 1}` : undefined,
+      clientToken: input.clientToken,
+      tags: { ...input.tags },
+      createdAt: now,
+      stateChangedAt: now,
+      stateTarget: 'running',
+    };
+    this.collections.instance.set(instance.id, instance);
+    return instance;
   }
 
   /** Visible instances, with their current state; terminated ones are listed until retention ends. */

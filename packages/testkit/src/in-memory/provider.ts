@@ -125,7 +125,12 @@ export function createInMemoryProvider(options: InMemoryProviderOptions): Provid
       return networks.map((item) => observed('network', item, { cidr: item.cidr }, { cidr: item.cidr }));
     },
     async create(resource, context) {
-      const created = await cloud.createNetwork({ cidr: resource.properties.cidr, tags: { Name: resource.name, ...context.ownershipTags(resource.address) } });
+      // The client token makes a retry after a lost response return the network the first call made.
+      const created = await cloud.createNetwork({
+        cidr: resource.properties.cidr,
+        tags: { Name: resource.name, ...context.ownershipTags(resource.address) },
+        clientToken: context.idempotencyToken(resource.address),
+      });
       return observed('network', created, { cidr: created.cidr }, { cidr: created.cidr });
     },
     delete: (current) => ignoreNotFound(cloud.deleteNetwork(current.id)),
@@ -153,6 +158,7 @@ export function createInMemoryProvider(options: InMemoryProviderOptions): Provid
         access: properties.access,
         ...(properties.zone ? { zone: properties.zone } : {}),
         tags: { Name: resource.name, ...context.ownershipTags(resource.address) },
+        clientToken: context.idempotencyToken(resource.address),
       });
       return observed('subnet', created, { ...properties, zone: created.zone }, { cidr: created.cidr, zone: created.zone });
     },
@@ -194,9 +200,15 @@ export function createInMemoryProvider(options: InMemoryProviderOptions): Provid
       const networkId = context.idOf(`network.${properties.network}`);
       let created: { id: string; tags: Tags };
       try {
-        created = await cloud.createFirewall({ networkId, name: resource.name, description: properties.description, tags: context.ownershipTags(resource.address) });
+        created = await cloud.createFirewall({
+          networkId,
+          name: resource.name,
+          description: properties.description,
+          tags: context.ownershipTags(resource.address),
+          clientToken: context.idempotencyToken(resource.address),
+        });
       } catch (error) {
-        // A retried create whose first response was lost: adopt ours, refuse someone else's.
+        // Made by an earlier run (a retry in this one is replayed by its token): adopt ours, refuse someone else's.
         if (!AlreadyExistsError.isInstance(error)) throw error;
         const existing = (await listAll((request) => cloud.listFirewalls(request), { tags: context.ownershipTags(resource.address) })).find(
           (item) => item.networkId === networkId,
@@ -224,7 +236,12 @@ export function createInMemoryProvider(options: InMemoryProviderOptions): Provid
     },
     async create(resource, context) {
       try {
-        const created = await cloud.importKeyPair({ name: resource.name, publicKey: resource.properties.publicKey, tags: context.ownershipTags(resource.address) });
+        const created = await cloud.importKeyPair({
+          name: resource.name,
+          publicKey: resource.properties.publicKey,
+          tags: context.ownershipTags(resource.address),
+          clientToken: context.idempotencyToken(resource.address),
+        });
         return observed('keyPair', created, { publicKey: created.publicKey }, { cloudName: created.name });
       } catch (error) {
         if (!AlreadyExistsError.isInstance(error)) throw error;
