@@ -12,7 +12,7 @@
  * and switch), and prints the report. Every run starts clean: the clouds and servers are new.
  */
 import { existsSync } from 'node:fs';
-import { ArmadaError, builtInRules, evaluatePolicies, formatViolations, type MigrationEvent, MigrationFailedError, renderMigrationReport, runMigration, standardMigrationSteps } from '@armada/core';
+import { ArmadaError, builtInRules, evaluatePolicies, formatViolations, type MigrationEvent, MigrationFailedError, migrationPreflight, renderMigrationReport, runMigration, standardMigrationSteps } from '@armada/core';
 import { MARIADBD_PATH, REDIS_SERVER_PATH } from '@armada/testkit';
 import { OLD_TTL, SPEC_PATH, serversUnavailable, startStoryWorld, storyMigration } from './story/index.js';
 
@@ -47,6 +47,10 @@ function progressPrinter(): (event: MigrationEvent) => void {
       case 'dry-run':
         console.log(`  ${event.title}`);
         for (const line of event.lines) console.log(`      ${line}`);
+        break;
+      case 'preflight':
+        console.log(`Preflight: ${event.issues.length === 0 ? 'nothing wrong' : `${event.issues.length} problem(s)`} in ${event.checked.length} checks`);
+        for (const line of event.checked) console.log(`      checked ${line}`);
         break;
     }
   };
@@ -84,13 +88,15 @@ async function main(): Promise<void> {
       },
     });
     const steps = standardMigrationSteps(definition);
+    // Everything that can be checked before anything is created: the clouds, the DNS zone, both data stores.
+    const preflight = migrationPreflight(definition, { dnsOwner: { id: world[world.dnsAt].provider.id, which: world.dnsAt } });
     const onEvent = progressPrinter();
 
     section('Dry run: what the migration would do (nothing is changed)');
-    await runMigration({ name: definition.name, steps, directory: world.directory, dryRun: true, onEvent });
+    await runMigration({ name: definition.name, steps, preflight, directory: world.directory, dryRun: true, onEvent });
 
     section('Migrate');
-    const report = await runMigration({ name: definition.name, steps, directory: world.directory, onEvent });
+    const report = await runMigration({ name: definition.name, steps, preflight, directory: world.directory, onEvent });
 
     section('Report');
     console.log(renderMigrationReport(report));

@@ -31,7 +31,8 @@ describe('armada migrate --plugin', () => {
       const env = { ...process.env, ...world.source.env, ...world.target.env };
       const without = await armada(['migrate', file], env).done;
       expect(without.code).toBe(2);
-      expect(without.stderr).toContain('no provider "openstack" (source.provider.id in the migration file)');
+      expect(without.stderr).toContain('source.provider.id: no provider "openstack" is registered (fix: use one of: ');
+      expect(without.stderr).toContain('or register its plugin (--plugin)');
 
       const run = await armada(['migrate', file, '--plugin', './examples/provider-openstack/src/index.ts'], env).done;
       expect(run.code, run.stderr).toBe(0);

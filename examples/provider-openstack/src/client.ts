@@ -6,10 +6,11 @@
  *
  * A 429 or 503 took no effect, so the call is tried again here a few times (honouring
  * `Retry-After`) before the error goes to the executor. A connection that fails without a reply
- * may have taken effect: that goes straight back as a ThrottledError, and the service's create
- * looks for what the first attempt made before it tries again.
+ * may have taken effect: that is never repeated here, and goes back as a ConnectionError, so that
+ * the service's create knows to look for what that attempt made before it tries again (createOnce
+ * in context.ts).
  */
-import { ThrottledError, ValidationError, sleep } from '@armada/core';
+import { ConnectionError, ThrottledError, ValidationError, sleep } from '@armada/core';
 import { OPENSTACK_PROVIDER_ID, mapOpenStackError, parseFault } from './errors.js';
 
 export type ServiceType = 'compute' | 'network' | 'image';
@@ -154,7 +155,8 @@ export class OpenStackClient {
       try {
         response = await this.fetch(url, init);
       } catch (error) {
-        throw new ThrottledError(`${context}: the connection failed (${(error as Error).message}); the call may have taken effect`, { provider: OPENSTACK_PROVIDER_ID, cause: error });
+        // No reply: unlike a 429 or 503, the call may have taken effect.
+        throw new ConnectionError(`${context}: the connection failed (${(error as Error).message}); the call may have taken effect`, { provider: OPENSTACK_PROVIDER_ID, cause: error });
       }
       if (response.ok) return response;
       const text = await response.text();

@@ -17,7 +17,7 @@ import {
   type ResourceAddress,
   type ResourceService,
 } from '@armada/core';
-import { environmentTag, ignoreNotFound, neutronTags, ownerOf, whenVisible, type OpenStackContext } from './context.js';
+import { createOnce, environmentTag, ignoreNotFound, neutronTags, ownerOf, whenVisible, type OpenStackContext } from './context.js';
 
 export interface NeutronRule {
   id?: string;
@@ -142,14 +142,17 @@ export function firewallService(context: OpenStackContext): ResourceService<'fir
     },
     async create(resource, apply) {
       const { properties } = resource;
-      let [group] = await client.listAll<SecurityGroup>('network', '/v2.0/security-groups', 'security_groups', {
-        query: { tags: neutronTags(ownershipTags(apply.environment, resource.address)).join(',') },
+      // Group names need not be unique in Neutron: only the ownership tags tell ours (see createOnce).
+      const group = await createOnce(context, apply, resource.address, 'security group', {
+        find: async () => {
+          const query = { tags: neutronTags(ownershipTags(apply.environment, resource.address)).join(',') };
+          return (await client.listAll<SecurityGroup>('network', '/v2.0/security-groups', 'security_groups', { query }))[0];
+        },
+        create: async () => {
+          const body = { security_group: { name: resource.name, description: properties.description, tags: neutronTags(apply.ownershipTags(resource.address)) } };
+          return (await client.request<{ security_group: SecurityGroup }>('network', 'POST', '/v2.0/security-groups', { body })).security_group;
+        },
       });
-      group ??= (
-        await client.request<{ security_group: SecurityGroup }>('network', 'POST', '/v2.0/security-groups', {
-          body: { security_group: { name: resource.name, description: properties.description, tags: neutronTags(apply.ownershipTags(resource.address)) } },
-        })
-      ).security_group;
       // The group exists: instances and other groups' rules may name it while its rules are added.
       apply.announce(observed(group, resource.address, resource.name, properties));
       if (group.description !== properties.description) await client.request('network', 'PUT', `/v2.0/security-groups/${group.id}`, { body: { security_group: { description: properties.description } } });

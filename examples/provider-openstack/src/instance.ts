@@ -3,10 +3,11 @@
  * subnet with its security groups (so firewalls attach to the port, and change in place); an
  * instance in a public subnet then gets a floating IP on that port.
  *
- * Nova has no idempotency token: a retried create first looks for the server an earlier attempt
- * made (its metadata names its address) and for an unbound port it left, so a lost response never
- * makes a second server. Ports passed to Nova outlive their server, so the delete removes them
- * and their floating IPs once the server is gone.
+ * Nova and Neutron have no idempotency token: each of the three (server, port, floating IP) is
+ * made once per run with createOnce (context.ts). The server is looked for first (its metadata
+ * names its address), since one an earlier attempt made needs no new port; then a port an earlier
+ * attempt made or left unbound (its tags name the address). Ports passed to Nova outlive their
+ * server, so the delete removes them and their floating IPs once the server is gone.
  */
 import {
   AlreadyExistsError,
@@ -16,6 +17,7 @@ import {
   OWNERSHIP_TAG_RESOURCE,
   digestOf,
   ownershipTags,
+  type DesiredResource,
   type ApplyContext,
   type InstanceProperties,
   type ObservedResource,
@@ -25,17 +27,23 @@ import {
 } from '@armada/core';
 import {
   NOVA_MICROVERSION,
+  createOnce,
   environmentTag,
+  findEarlierAttempt,
+  findWithin,
   ignoreNotFound,
   keyPairCloudName,
   neutronTags,
+  ownerOf,
   parseKeyPairCloudName,
+  rememberingOutcome,
   serverEnvironmentTag,
   waitFor,
   waitGone,
   whenVisible,
   type OpenStackContext,
 } from './context.js';
+import { OPENSTACK_PROVIDER_ID } from './errors.js';
 
 export const ROLE_METADATA = 'armada:role';
 export const USER_DATA_METADATA = 'armada:userdata';
@@ -61,6 +69,7 @@ interface Port {
   id: string;
   network_id: string;
   device_id: string;
+  device_owner: string;
   fixed_ips: Array<{ subnet_id: string; ip_address: string }>;
   security_groups: string[];
 }
@@ -68,6 +77,7 @@ interface FloatingIp {
   id: string;
   port_id: string | null;
   floating_ip_address: string;
+  tags: string[];
 }
 
 /** The server's key/value metadata: user tags, role, user data digest, and the ownership. */
@@ -112,61 +122,111 @@ export function instanceService(context: OpenStackContext): ResourceService<'ins
       signal,
     );
 
-  /** A port in the instance's subnet with its groups: one an earlier attempt left, or a new one. */
-  async function ensurePort(resource: { address: ResourceAddress; name: string; properties: InstanceProperties }, apply: ApplyContext): Promise<Port> {
+  const ownedBy = (server: Server, environment: string, address: ResourceAddress) =>
+    server.metadata?.[OWNERSHIP_TAG_ENVIRONMENT] === environment && server.metadata[OWNERSHIP_TAG_RESOURCE] === address;
+  const ourServer = async (environment: string, address: ResourceAddress) => (await listServers(environment)).find((server) => ownedBy(server, environment, address));
+
+  /** A port in the instance's subnet with its groups: one an earlier attempt made or left unbound, or a new one. */
+  async function ensurePort(resource: DesiredResource<'instance'>, apply: ApplyContext): Promise<Port> {
     const { properties } = resource;
     const subnetAddress = `subnet.${properties.subnet}` as ResourceAddress;
     const subnetId = apply.idOf(subnetAddress);
     const groupIds = properties.firewalls.map((name) => apply.idOf(`firewall.${name}`));
-    const left = (await portsOwnedBy(apply.environment, resource.address)).find((port) => !port.device_id && port.fixed_ips[0]?.subnet_id === subnetId);
-    if (left) {
-      if ([...left.security_groups].sort().join() !== [...groupIds].sort().join()) {
-        await client.request('network', 'PUT', `/v2.0/ports/${left.id}`, { body: { port: { security_groups: groupIds } } });
-      }
-      return left;
+    const port = await createOnce(context, apply, resource.address, 'port', {
+      find: async () => (await portsOwnedBy(apply.environment, resource.address)).find((entry) => !entry.device_id && entry.fixed_ips[0]?.subnet_id === subnetId),
+      create: async () => {
+        const networkId = String(apply.resourceAt(subnetAddress).outputs.networkId ?? '');
+        const body = { port: { network_id: networkId, name: `${apply.environment}-${resource.name}`, fixed_ips: [{ subnet_id: subnetId }], security_groups: groupIds, tags: neutronTags(apply.ownershipTags(resource.address)) } };
+        return (await whenVisible(context, `the subnet and security groups of ${resource.address} to be visible`, () => client.request<{ port: Port }>('network', 'POST', '/v2.0/ports', { body }), apply.signal)).port;
+      },
+    });
+    // A port left by an interrupted run may carry the groups of an older spec.
+    if ([...port.security_groups].sort().join() !== [...groupIds].sort().join()) {
+      await client.request('network', 'PUT', `/v2.0/ports/${port.id}`, { body: { port: { security_groups: groupIds } } });
     }
-    const networkId = String(apply.resourceAt(subnetAddress).outputs.networkId ?? '');
-    const { port } = await whenVisible(
-      context,
-      `the subnet and security groups of ${resource.address} to be visible`,
-      () =>
-        client.request<{ port: Port }>('network', 'POST', '/v2.0/ports', {
-          body: { port: { network_id: networkId, name: `${apply.environment}-${resource.name}`, fixed_ips: [{ subnet_id: subnetId }], security_groups: groupIds, tags: neutronTags(apply.ownershipTags(resource.address)) } },
-        }),
-      apply.signal,
-    );
     return port;
+  }
+
+  /** POST /servers on the port. Nova's "port in use" means a server holds it already: see adoptServerOnPort. */
+  async function bootServer(resource: DesiredResource<'instance'>, apply: ApplyContext, port: Port): Promise<{ id: string }> {
+    const { properties } = resource;
+    const keyName = properties.keyPair === undefined ? undefined : String(apply.resourceAt(`keyPair.${properties.keyPair}`).outputs.cloudName ?? keyPairCloudName(apply.environment, properties.keyPair));
+    const body = {
+      server: {
+        name: resource.name,
+        flavorRef: await context.flavorId(properties.size),
+        imageRef: properties.image,
+        ...(keyName !== undefined ? { key_name: keyName } : {}),
+        networks: [{ port: port.id }],
+        metadata: serverMetadata(properties, apply.ownershipTags(resource.address)),
+        tags: [serverEnvironmentTag(apply.environment)],
+        ...(properties.userData !== undefined ? { user_data: Buffer.from(properties.userData).toString('base64') } : {}),
+      },
+    };
+    try {
+      return (await whenVisible(context, `port ${port.id} of ${resource.address} to be visible`, () => client.request<{ server: { id: string } }>('compute', 'POST', '/servers', { ...compute, body }), apply.signal)).server;
+    } catch (error) {
+      if (!ConflictError.isInstance(error) || !/still in use/i.test(error.message)) throw error;
+      return adoptServerOnPort(port, resource.address, apply, error);
+    }
+  }
+
+  /**
+   * After "port in use": the server bound to our port. Ours (its metadata names this address) is
+   * what an earlier attempt made, and is adopted; anything else is refused, named. It may not be
+   * visible yet, which the wait allows for.
+   */
+  async function adoptServerOnPort(port: Port, address: ResourceAddress, apply: ApplyContext, conflict: ConflictError): Promise<{ id: string }> {
+    const { port: bound } = await client.request<{ port: Port }>('network', 'GET', `/v2.0/ports/${port.id}`);
+    if (!bound.device_owner.startsWith('compute:')) throw conflict;
+    const server = await whenVisible(context, `server ${bound.device_id} on port ${port.id} to be visible`, () => getServer(bound.device_id), apply.signal);
+    if (ownedBy(server, apply.environment, address)) return server;
+    throw new ConflictError(`Port ${port.id} of ${address} is bound to server ${server.id} ("${server.name}"), which is not ${address}. Delete that server, or the port.`, {
+      provider: OPENSTACK_PROVIDER_ID,
+      resource: address,
+      cause: conflict,
+    });
   }
 
   /** A floating IP on the port, from the external network (public subnets only). */
   async function ensureFloatingIp(port: Port, address: ResourceAddress, apply: ApplyContext): Promise<string> {
-    const [existing] = await client.listAll<FloatingIp>('network', '/v2.0/floatingips', 'floatingips', { query: { port_id: port.id } });
-    if (existing) return existing.floating_ip_address;
-    const floatingNetworkId = await context.externalNetworkId();
+    const onPort = async () => (await client.listAll<FloatingIp>('network', '/v2.0/floatingips', 'floatingips', { query: { port_id: port.id } }))[0];
+    const ours = (found: FloatingIp | undefined) => found !== undefined && ownerOf(found.tags, apply.environment, 'instance')?.address === address;
+    const ip = await createOnce(context, apply, address, 'floating IP', {
+      find: async () => {
+        const found = await onPort();
+        return ours(found) ? found : undefined;
+      },
+      create: async () => {
+        const body = { floatingip: { floating_network_id: await context.externalNetworkId(), port_id: port.id, description: `Armada ${address}`, tags: neutronTags(apply.ownershipTags(address)) } };
+        try {
+          return (await whenVisible(context, `port ${port.id} of ${address} to be visible`, () => postFloatingIp(body, address), apply.signal)).floatingip;
+        } catch (error) {
+          if (!AlreadyExistsError.isInstance(error)) throw error;
+          // The port has one already, which Neutron sees before its lists do: ours (an earlier
+          // attempt's), adopted; or someone else's, refused.
+          const holder = await findWithin(context, context.consistencyWindowMs, onPort, apply.signal);
+          if (holder && ours(holder)) return holder;
+          throw new ConflictError(`Port ${port.id} of ${address} already has floating IP ${holder ? `${holder.floating_ip_address} (${holder.id}), which is not ${address}'s` : '(not listed yet)'}.`, {
+            provider: OPENSTACK_PROVIDER_ID,
+            resource: address,
+            cause: error,
+          });
+        }
+      },
+    });
+    return ip.floating_ip_address;
+  }
+
+  async function postFloatingIp(body: unknown, address: ResourceAddress): Promise<{ floatingip: FloatingIp }> {
     try {
-      const { floatingip } = await whenVisible(
-        context,
-        `port ${port.id} of ${address} to be visible`,
-        async () => {
-          try {
-            return await client.request<{ floatingip: FloatingIp }>('network', 'POST', '/v2.0/floatingips', {
-              body: { floatingip: { floating_network_id: floatingNetworkId, port_id: port.id, description: `Armada ${address}`, tags: neutronTags(apply.ownershipTags(address)) } },
-            });
-          } catch (error) {
-            // Not "not visible yet": the subnet has no router to the external network.
-            if (NotFoundError.isInstance(error) && /not reachable/i.test(error.message)) {
-              throw new ConflictError(`${address} is in a public subnet, but the subnet has no router interface to the external network: ${error.message}`, { cause: error });
-            }
-            throw error;
-          }
-        },
-        apply.signal,
-      );
-      return floatingip.floating_ip_address;
+      return await client.request<{ floatingip: FloatingIp }>('network', 'POST', '/v2.0/floatingips', { body });
     } catch (error) {
-      if (!AlreadyExistsError.isInstance(error)) throw error;
-      const [made] = await client.listAll<FloatingIp>('network', '/v2.0/floatingips', 'floatingips', { query: { port_id: port.id } });
-      return made?.floating_ip_address ?? '';
+      // Not "not visible yet": the subnet has no router to the external network.
+      if (NotFoundError.isInstance(error) && /not reachable/i.test(error.message)) {
+        throw new ConflictError(`${address} is in a public subnet, but the subnet has no router interface to the external network: ${error.message}`, { cause: error });
+      }
+      throw error;
     }
   }
 
@@ -209,35 +269,14 @@ export function instanceService(context: OpenStackContext): ResourceService<'ins
     },
     async create(resource, apply) {
       const { properties } = resource;
-      let serverId = (await listServers(apply.environment)).find((server) => server.metadata[OWNERSHIP_TAG_RESOURCE] === resource.address)?.id;
-      if (serverId === undefined) {
+      // The server first: one an earlier attempt made needs no new port. Not createOnce, because
+      // the port comes in between, and a port's lost reply is not the server's (see ensurePort).
+      let server: { id: string } | undefined = await findEarlierAttempt(context, apply, resource.address, 'server', () => ourServer(apply.environment, resource.address));
+      if (!server) {
         const port = await ensurePort(resource, apply);
-        const keyName = properties.keyPair === undefined ? undefined : String(apply.resourceAt(`keyPair.${properties.keyPair}`).outputs.cloudName ?? keyPairCloudName(apply.environment, properties.keyPair));
-        const flavorRef = await context.flavorId(properties.size);
-        const { server } = await whenVisible(
-          context,
-          `port ${port.id} of ${resource.address} to be visible`,
-          () =>
-            client.request<{ server: { id: string } }>('compute', 'POST', '/servers', {
-              ...compute,
-              body: {
-                server: {
-                  name: resource.name,
-                  flavorRef,
-                  imageRef: properties.image,
-                  ...(keyName !== undefined ? { key_name: keyName } : {}),
-                  networks: [{ port: port.id }],
-                  metadata: serverMetadata(properties, apply.ownershipTags(resource.address)),
-                  tags: [serverEnvironmentTag(apply.environment)],
-                  ...(properties.userData !== undefined ? { user_data: Buffer.from(properties.userData).toString('base64') } : {}),
-                },
-              },
-            }),
-          apply.signal,
-        );
-        serverId = server.id;
+        server = await rememberingOutcome(context, apply, resource.address, 'server', () => bootServer(resource, apply, port));
       }
-      const id = serverId;
+      const id = server.id;
       const active = await waitFor<Server>(
         context,
         `server ${id} (${resource.address}) to be ACTIVE`,

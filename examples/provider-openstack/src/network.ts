@@ -8,15 +8,20 @@
  */
 import {
   AlreadyExistsError,
+  ConflictError,
   DependencyViolationError,
+  cidrsOverlap,
   ownershipTags,
+  parseCidr,
   type ApplyContext,
   type ObservedResource,
   type ResourceAddress,
   type ResourceService,
 } from '@armada/core';
 import {
+  createOnce,
   environmentTag,
+  findWithin,
   ignoreNotFound,
   neutronTags,
   ownerOf,
@@ -39,6 +44,7 @@ interface Router {
 }
 interface Subnet {
   id: string;
+  name: string;
   network_id: string;
   cidr: string;
   tags: string[];
@@ -59,14 +65,40 @@ function byOwnership<T>(context: OpenStackContext, path: string, key: string, en
  * The network's router to the external network: the one its ownership tags name, or a new one.
  * Also called by a public subnet's create, in case a crash came between the network and its router.
  */
-async function ensureRouter(context: OpenStackContext, environment: string, networkAddress: ResourceAddress, networkName: string): Promise<string> {
-  const [existing] = await byOwnership<Router>(context, '/v2.0/routers', 'routers', environment, networkAddress);
-  if (existing) return existing.id;
-  const externalNetworkId = await context.externalNetworkId();
-  const { router } = await context.client.request<{ router: Router }>('network', 'POST', '/v2.0/routers', {
-    body: { router: { name: `${environment}-${networkName}-router`, external_gateway_info: { network_id: externalNetworkId }, tags: neutronTags(ownershipTags(environment, networkAddress)) } },
+async function ensureRouter(context: OpenStackContext, apply: ApplyContext, networkAddress: ResourceAddress, networkName: string): Promise<string> {
+  const router = await createOnce(context, apply, networkAddress, 'router', {
+    find: async () => (await byOwnership<Router>(context, '/v2.0/routers', 'routers', apply.environment, networkAddress))[0],
+    create: async () => {
+      const externalNetworkId = await context.externalNetworkId();
+      const body = { router: { name: `${apply.environment}-${networkName}-router`, external_gateway_info: { network_id: externalNetworkId }, tags: neutronTags(apply.ownershipTags(networkAddress)) } };
+      return (await context.client.request<{ router: Router }>('network', 'POST', '/v2.0/routers', { body })).router;
+    },
   });
   return router.id;
+}
+
+/**
+ * After "overlaps with another subnet": the subnet that holds the range. Ours (our ownership
+ * tags, our exact range) is what an earlier attempt made, and is adopted. Anything else is refused,
+ * named. The holder may not be listed yet (it was made a moment ago), so it is looked for within
+ * the consistency window.
+ */
+async function adoptOverlapping(context: OpenStackContext, apply: ApplyContext, address: ResourceAddress, networkId: string, cidr: string, conflict: ConflictError): Promise<Subnet> {
+  const wanted = parseCidr(cidr);
+  const overlaps = (subnet: Subnet) => {
+    const range = parseCidr(subnet.cidr);
+    return wanted.ok && range.ok && cidrsOverlap(wanted.cidr, range.cidr);
+  };
+  const holder = await findWithin(context, context.consistencyWindowMs, async () => (await context.client.listAll<Subnet>('network', '/v2.0/subnets', 'subnets', { query: { network_id: networkId } })).find(overlaps), apply.signal);
+  if (!holder) throw conflict;
+  const owner = ownerOf(holder.tags, apply.environment, 'subnet');
+  if (owner?.address === address && holder.cidr === cidr) return holder;
+  const whose = owner ? `is ${owner.address} of this environment` : "is not this environment's";
+  throw new ConflictError(`${address} (${cidr}) overlaps subnet ${holder.id} ("${holder.name}", ${holder.cidr}) in network ${networkId}, which ${whose}. Delete that subnet or choose another range.`, {
+    provider: OPENSTACK_PROVIDER_ID,
+    resource: address,
+    cause: conflict,
+  });
 }
 
 export function networkService(context: OpenStackContext): ResourceService<'network'> {
@@ -89,15 +121,17 @@ export function networkService(context: OpenStackContext): ResourceService<'netw
       });
     },
     async create(resource, apply) {
-      // Neutron allows duplicate names, so a retried create first adopts what an earlier attempt made.
-      let [network] = await byOwnership<Network>(context, '/v2.0/networks', 'networks', apply.environment, resource.address);
-      network ??= (
-        await client.request<{ network: Network }>('network', 'POST', '/v2.0/networks', {
-          body: { network: { name: `${apply.environment}-${resource.name}`, description: `Armada network ${resource.properties.cidr}`, admin_state_up: true, tags: [...neutronTags(apply.ownershipTags(resource.address)), `${CIDR_TAG}=${resource.properties.cidr}`] } },
-        })
-      ).network;
+      // Neutron allows duplicate names: only the ownership tags tell ours (see createOnce).
+      const network = await createOnce(context, apply, resource.address, 'network', {
+        find: async () => (await byOwnership<Network>(context, '/v2.0/networks', 'networks', apply.environment, resource.address))[0],
+        create: async () => {
+          const tags = [...neutronTags(apply.ownershipTags(resource.address)), `${CIDR_TAG}=${resource.properties.cidr}`];
+          const body = { network: { name: `${apply.environment}-${resource.name}`, description: `Armada network ${resource.properties.cidr}`, admin_state_up: true, tags } };
+          return (await client.request<{ network: Network }>('network', 'POST', '/v2.0/networks', { body })).network;
+        },
+      });
       // The router that gives the public subnets their route to the internet.
-      const routerId = await ensureRouter(context, apply.environment, resource.address, resource.name);
+      const routerId = await ensureRouter(context, apply, resource.address, resource.name);
       return observed(network, resource.address, resource.name, routerId);
     },
     async delete(current, apply) {
@@ -131,13 +165,13 @@ export function subnetService(context: OpenStackContext): ResourceService<'subne
     const existing = (await routerInterfaces({ fixed_ips: `subnet_id=${subnetId}` })).get(subnetId);
     if (access === 'public' && !existing) {
       const network = apply.resourceAt(networkAddress);
-      const routerId = typeof network.outputs.routerId === 'string' ? network.outputs.routerId : await ensureRouter(context, apply.environment, networkAddress, network.name);
+      const routerId = typeof network.outputs.routerId === 'string' ? network.outputs.routerId : await ensureRouter(context, apply, networkAddress, network.name);
       try {
         await whenVisible(context, `subnet ${subnetId} to be visible to its router`, () =>
           client.request('network', 'PUT', `/v2.0/routers/${routerId}/add_router_interface`, { body: { subnet_id: subnetId } }),
         apply.signal);
       } catch (error) {
-        // An earlier attempt added it, and its reply was lost.
+        // An earlier attempt added it, and its reply was lost (the interface port may not be listed yet).
         if (!AlreadyExistsError.isInstance(error)) throw error;
       }
     }
@@ -173,18 +207,19 @@ export function subnetService(context: OpenStackContext): ResourceService<'subne
       const { properties } = resource;
       const networkAddress = `network.${properties.network}` as ResourceAddress;
       const networkId = apply.idOf(networkAddress);
-      let [subnet] = await byOwnership<Subnet>(context, '/v2.0/subnets', 'subnets', apply.environment, resource.address);
-      subnet ??= (
-        await whenVisible(
-          context,
-          `network ${networkId} of ${resource.address} to be visible`,
-          () =>
-            client.request<{ subnet: Subnet }>('network', 'POST', '/v2.0/subnets', {
-              body: { subnet: { network_id: networkId, cidr: properties.cidr, ip_version: 4, name: `${apply.environment}-${resource.name}`, enable_dhcp: true, tags: neutronTags(apply.ownershipTags(resource.address)) } },
-            }),
-          apply.signal,
-        )
-      ).subnet;
+      const subnet = await createOnce(context, apply, resource.address, 'subnet', {
+        find: async () => (await byOwnership<Subnet>(context, '/v2.0/subnets', 'subnets', apply.environment, resource.address))[0],
+        create: async () => {
+          const body = { subnet: { network_id: networkId, cidr: properties.cidr, ip_version: 4, name: `${apply.environment}-${resource.name}`, enable_dhcp: true, tags: neutronTags(apply.ownershipTags(resource.address)) } };
+          try {
+            return (await whenVisible(context, `network ${networkId} of ${resource.address} to be visible`, () => client.request<{ subnet: Subnet }>('network', 'POST', '/v2.0/subnets', { body }), apply.signal)).subnet;
+          } catch (error) {
+            // Neutron checks ranges against subnets it does not list yet: this may be our own.
+            if (!ConflictError.isInstance(error) || !/overlaps with another subnet/i.test(error.message)) throw error;
+            return adoptOverlapping(context, apply, resource.address, networkId, properties.cidr, error);
+          }
+        },
+      });
       await setAccess(subnet.id, properties.access, networkAddress, apply);
       return { address: resource.address, kind: 'subnet', name: resource.name, id: subnet.id, properties: { network: properties.network, cidr: subnet.cidr, access: properties.access }, outputs: { subnetId: subnet.id, networkId, cidr: subnet.cidr } };
     },

@@ -55,6 +55,11 @@ export interface OpenStackProviderOptions {
   /** First poll delay of the waiters (default 2000 ms) and their timeout (default 10 min). */
   pollIntervalMs?: number;
   waitTimeoutMs?: number;
+  /**
+   * How long something just made may be missing from lists (default 10 s): after a create that
+   * got no reply, its retry looks for what it may have made for this long before creating again.
+   */
+  consistencyWindowMs?: number;
   /** Items per page of list calls (default 100). */
   pageSize?: number;
   /** Tries of a 429/503 call inside the client, the first included (default 4), and the first wait (default 500 ms). */
@@ -136,6 +141,8 @@ export function createOpenStackProvider(options: OpenStackProviderOptions): Prov
     client,
     pollIntervalMs: options.pollIntervalMs ?? 2000,
     waitTimeoutMs: options.waitTimeoutMs ?? 600_000,
+    consistencyWindowMs: options.consistencyWindowMs ?? 10_000,
+    creates: new Map(),
     externalNetworkId,
     async flavorId(name) {
       const flavor = (await flavors()).find((entry) => entry.name === name);

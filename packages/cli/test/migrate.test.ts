@@ -4,6 +4,7 @@
  * once, a missing password variable named before anything runs, a dry run, a run, and `status`
  * showing where migrations stand.
  */
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -45,7 +46,9 @@ describe('armada migrate', () => {
     const file = await migrationFile({ data: [{ name: 'db', mover: 'mysql', source: { host: '127.0.0.1', port: 3306, user: 'root', passwordEnv: 'OLD_DB_PASSWORD' }, target: { host: '127.0.0.1', port: 3307 } }] });
     const run = await armada(['migrate', file], { cwd: dir.path });
     expect(run.code).toBe(2);
-    expect(run.stderr).toContain('data[0].source names the password variable OLD_DB_PASSWORD, which is not set');
+    expect(run.stderr).toContain('data[0].source.passwordEnv: OLD_DB_PASSWORD is not set (fix: export OLD_DB_PASSWORD=...)');
+    expect(run.stderr).toMatch(/Preflight: \d+ problem\(s\)/);
+    expect(existsSync(join(dir.path, '.armada', 'migrations'))).toBe(false);
   });
 
   it('dry-runs, runs, and status shows the migration done; --json carries the report', async () => {

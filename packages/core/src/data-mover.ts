@@ -3,6 +3,7 @@
  * a target, verify, and cut over. The source is only ever read, except being made read-only at
  * cutover when the caller asks.
  */
+import type { ValidationIssue } from './errors.js';
 
 /** Where a data store listens. The password is a secret: never logged, never checkpointed. */
 export interface DataEndpoint {
@@ -96,10 +97,28 @@ export interface ReplicateOptions {
   signal?: AbortSignal;
 }
 
+/** What `DataMoverV1.check` is asked about: the copy as the migration will run it. */
+export interface CheckOptions {
+  /** The copy may replace what the target holds; without it, a target holding data is a problem. */
+  replaceExisting?: boolean;
+  mode?: 'copy' | 'replicate';
+  /** The mover's own copy options (`databaseMap`, `users`, ...), as the migration passes them to copy. */
+  options?: Record<string, unknown>;
+  signal?: AbortSignal;
+}
+
 export interface DataMoverV1 {
   readonly specificationVersion: 'v1';
   /** Registry id: `mysql`, `redis`. */
   readonly id: string;
+  /**
+   * Optional, for preflight: every problem a copy from `source` to `target` would meet before its
+   * first write (unreachable, credentials refused, privileges missing, the target holding data,
+   * source and target the same server), found by reading only: nothing is written or locked on
+   * either side. `target` undefined: only the source is checked (the target does not exist yet).
+   * Paths start with `source` or `target`.
+   */
+  check?(source: DataEndpoint, target: DataEndpoint | undefined, options?: CheckOptions): Promise<ValidationIssue[]>;
   copy(source: DataEndpoint, target: DataEndpoint, options?: CopyOptions): Promise<CopyReport>;
   verify(source: DataEndpoint, target: DataEndpoint, options?: { sample?: number; signal?: AbortSignal }): Promise<VerifyReport>;
   /**

@@ -27,6 +27,8 @@ export * from './server/runtimes.js';
 export * from './server/upload.js';
 export * from './dns/cutover.js';
 export * from './runbook/runbook.js';
+export * from './runbook/preflight.js';
+export { migrationPreflight } from './runbook/file-preflight.js';
 export * from './runbook/steps.js';
 export * from './runbook/report.js';
 export * from './runbook/file.js';

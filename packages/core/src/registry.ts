@@ -143,6 +143,14 @@ export class PluginRegistry {
     return [...this.providers.keys()];
   }
 
+  dataMoverIds(): string[] {
+    return [...this.dataMovers.keys()];
+  }
+
+  configManagerIds(): string[] {
+    return [...this.configManagers.keys()];
+  }
+
   /** The provider `id` for a region, created once and reused. */
   provider(id: string, region: string, options: Record<string, unknown> = {}): ProviderV1 {
     const key = `${id}\u0000${region}\u0000${JSON.stringify(options)}`;

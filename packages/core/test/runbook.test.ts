@@ -4,13 +4,15 @@
  * report. The built-in steps are exercised end to end in examples/test/migration.test.ts.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   copyDataStep,
   type DataMoverV1,
+  knownIssuesCheck,
+  PreflightFailedError,
   MigrationFailedError,
   type MigrationEvent,
   type MigrationStep,
@@ -85,11 +87,53 @@ describe('runMigration', () => {
     expect(resumed.resumed).toBe(true);
     expect(resumed.steps.map((step) => step.status)).toEqual(['done earlier', 'done', 'done']);
 
-    // Finished: resuming again finds the work done; a plain run starts clean.
+    // Finished: resuming again finds the work done; a plain re-run says it finished and runs nothing.
     const again = await runMigration({ name: 'm', steps, directory, resume: true });
     expect(again.steps.map((step) => step.status)).toEqual(['done earlier', 'done earlier', 'done earlier']);
-    await runMigration({ name: 'm', steps, directory });
+    const plain = await runMigration({ name: 'm', steps, directory });
+    expect(plain.finishedEarlier?.finishedAt).toBe(plain.finishedAt);
+    expect(plain.steps.map((step) => [step.id, step.status, step.summary])).toEqual([
+      ['provision', 'done earlier', 'provision done'],
+      ['copy', 'done earlier', 'copy done'],
+      ['dns', 'done earlier', 'dns done'],
+    ]);
+    expect(runs).toHaveLength(4);
+    // Starting over runs every step again; the earlier run's checkpoint is kept aside, not deleted.
+    const before = await readFile(join(directory, 'checkpoint.json'), 'utf8');
+    const over = await runMigration({ name: 'm', steps, directory, startOver: true });
+    expect(over.steps.map((step) => step.status)).toEqual(['done', 'done', 'done']);
     expect(runs.slice(4)).toEqual(['provision', 'copy', 'dns']);
+    const [kept] = await readdir(join(directory, 'previous'));
+    expect(await readFile(join(directory, 'previous', kept as string, 'checkpoint.json'), 'utf8')).toBe(before);
+    await expect(runMigration({ name: 'm', steps, directory, startOver: true, resume: true })).rejects.toThrow('cannot both resume and start over');
+  });
+
+  it('runs preflight first, in the dry run and the real run: a problem stops it before the checkpoint is made, with every problem listed', async () => {
+    const runs: string[] = [];
+    const run = join(directory, 'run');
+    const steps = [recordingStep('provision', runs)];
+    const checked: string[] = [];
+    const preflight = [
+      knownIssuesCheck('the file', [{ path: 'data[0].target.instance', message: 'no instance data-9', fix: 'name data-1' }]),
+      { what: 'the database', path: 'data[0]', check: async () => { checked.push('db'); throw new ValidationError('refused', { issues: [{ path: 'source', message: 'access denied' }] }); } },
+      { what: 'the zone', path: 'dns.zone', check: async () => { checked.push('zone'); throw new Error('boom'); } },
+    ];
+    for (const dryRun of [true, false]) {
+      const failure = await runMigration({ name: 'p', steps, directory: run, preflight, dryRun }).catch((error: unknown) => error);
+      expect(PreflightFailedError.isInstance(failure)).toBe(true);
+      expect((failure as PreflightFailedError).issues.map((issue) => `${issue.path}: ${issue.message}`)).toEqual([
+        'data[0].target.instance: no instance data-9',
+        'data[0].source: access denied',
+        'dns.zone: the zone: boom',
+      ]);
+      expect((failure as PreflightFailedError).checked).toEqual(['the file', 'the database', 'the zone']);
+    }
+    expect(checked).toEqual(['db', 'zone', 'db', 'zone']);
+    expect(runs).toEqual([]);
+    expect(existsSync(run)).toBe(false);
+    const fine = await runMigration({ name: 'p', steps, directory: run, preflight: [knownIssuesCheck('the file', [])] });
+    expect(fine.preflight?.checked).toEqual(['the file']);
+    expect(runs).toEqual(['provision']);
   });
 
   it('passes outputs between steps, also across a resume', async () => {

@@ -26,17 +26,20 @@ import {
   type DataEndpoint,
   type DataMoverV1,
   type DataReplication,
+  type CheckOptions,
   type ReplicateOptions,
   type VerifyReport,
+  type ValidationIssue,
 } from '@armada/core';
 import { type Account, type AccountsReport, type MysqlUsersOptions, accountName, copyAccounts, existingAccounts, listAccounts, selectAccounts } from './accounts.js';
+import { checkMysql } from './check.js';
 import { chunkChecksum, sameChecksum } from './checksum.js';
 import { type KeyRange, keyRanges, rangesBetween } from './chunks.js';
 import { type Chunk, chunkId, clearChunk, describeChunk, insertChunk, loadChunk } from './copy.js';
 import { type DeferredPart, buildDeferred, keyFacts, splitCreateTable } from './indexes.js';
 import { preflightMysql } from './preflight.js';
 import { replicateMysql } from './replication.js';
-import { checkTablesUnchanged, definitionDigest, readCheckpoint, resumeFrom } from './resume.js';
+import { type CopyCheckpoint, checkTablesUnchanged, definitionDigest, readCheckpoint, resumeFrom } from './resume.js';
 import {
   type DefinerPolicy,
   type ObjectCopyContext,
@@ -238,6 +241,71 @@ function keptDefiners(databases: SourceDatabase[], keepsDefiner: DefinerPolicy):
   return [...new Set(definers)].filter((definer) => definer !== keepsDefiner.login && keepsDefiner(definer));
 }
 
+/** The databases the copy writes that the target already has with tables in them. */
+export async function occupiedIssues(target: Connection, databases: string[]): Promise<ValidationIssue[]> {
+  const occupied = await rows<{ name: string }>(
+    target,
+    `SELECT TABLE_SCHEMA AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (${databases.map(() => '?').join(',') || "''"}) GROUP BY TABLE_SCHEMA`,
+    databases,
+  );
+  return occupied.map((entry) => ({ path: `target.${entry.name}`, message: `database ${entry.name} exists with tables`, fix: 'drop it, choose another target, or pass replaceExisting: true' }));
+}
+
+/** What the copy will write, read from the source (`reader`: the snapshot, or for a check any session), and what it needs of the target. */
+export interface CopyPlan {
+  accounts: Account[];
+  sourceDatabases: SourceDatabase[];
+  allTables: SourceDatabase['tables'];
+  loadData: boolean;
+  keepsDefiner: DefinerPolicy;
+  notes: string[];
+}
+
+/**
+ * Reads what the copy will write and checks, before its first write, everything it will need
+ * (preflight.ts): one ValidationError listing every problem. Only reads, on either server; the
+ * copy calls it on its snapshot, the mover's check (check.ts) without one.
+ */
+export async function planAndCheckCopy(
+  reader: Connection,
+  control: Connection,
+  target: Connection,
+  endpoints: { source: DataEndpoint; target: DataEndpoint },
+  options: MysqlCopyOptions,
+  databases: string[],
+  resume: { resumed: boolean; ownedAccounts: string[]; checkpoint?: CopyCheckpoint },
+): Promise<CopyPlan> {
+  const accounts = await plannedAccounts(control, target, endpoints.target, options, resume.ownedAccounts);
+  const sourceDatabases: SourceDatabase[] = [];
+  for (const database of databases) sourceDatabases.push(await readDatabase(reader, database, options, resume.resumed));
+  const allTables = sourceDatabases.flatMap((database) => database.tables);
+  // A resumed copy refuses tables redefined since it began, before anything else is said of them.
+  if (resume.resumed && resume.checkpoint) checkTablesUnchanged(resume.checkpoint, new Map(allTables.map((table) => [`${table.plan.database}.${table.plan.table}`, definitionDigest(table.createTable)])));
+  const [infile] = options.loadData === false ? [] : await rows<{ on: number | string }>(target, 'SELECT @@GLOBAL.local_infile AS `on`');
+  // LOAD DATA LOCAL needs the target's consent; without it, INSERTs.
+  const loadData = infile !== undefined && Number(infile.on) === 1;
+  const keepsDefiner = await definerPolicy(target, accounts.map(accountName));
+  const { notes } = await preflightMysql(control, target, endpoints, {
+    databases,
+    tables: allTables.map((table) => table.plan),
+    has: {
+      views: sourceDatabases.some((database) => database.views.length > 0),
+      routines: sourceDatabases.some((database) => database.routines.length > 0),
+      triggers: sourceDatabases.some((database) => database.triggers.length > 0),
+      events: sourceDatabases.some((database) => database.events.length > 0),
+      sequences: sourceDatabases.some((database) => database.sequences.length > 0),
+      versioned: allTables.some((table) => table.plan.kind === 'versioned'),
+    },
+    keptDefiners: keptDefiners(sourceDatabases, keepsDefiner),
+    replaceExisting: options.replaceExisting === true && !resume.resumed,
+    users: accounts.length > 0,
+    loadData,
+    deferIndexes: allTables.some((table) => table.deferring),
+    skipTargetBinlog: options.targetBinlog !== true,
+  });
+  return { accounts, sourceDatabases, allTables, loadData, keepsDefiner, notes };
+}
+
 export class MysqlDataMover implements DataMoverV1 {
   readonly specificationVersion = 'v1' as const;
   readonly id = MYSQL_DATA_MOVER_ID;
@@ -246,6 +314,10 @@ export class MysqlDataMover implements DataMoverV1 {
 
   replicate(source: DataEndpoint, target: DataEndpoint, options?: ReplicateOptions): Promise<DataReplication> {
     return replicateMysql(source, target, options);
+  }
+
+  check(source: DataEndpoint, target: DataEndpoint | undefined, options?: CheckOptions): Promise<ValidationIssue[]> {
+    return checkMysql(source, target, options);
   }
 
   async copy(sourceEndpoint: DataEndpoint, targetEndpoint: DataEndpoint, options: MysqlCopyOptions = {}): Promise<MysqlCopyReport> {
@@ -266,17 +338,8 @@ export class MysqlDataMover implements DataMoverV1 {
       // Workers finish chunks concurrently: one writer, in order, so a later list is never overwritten by an earlier one.
       const saveCheckpoint = serialJsonWriter(options.checkpointPath);
       // Refuse a target that holds data before anything is written (a resumed copy's own aside).
-      const occupied = await rows<{ name: string }>(
-        target,
-        `SELECT TABLE_SCHEMA AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA IN (${databases.map(() => '?').join(',') || "''"}) GROUP BY TABLE_SCHEMA`,
-        databases,
-      );
-      if (occupied.length > 0 && !options.replaceExisting && !resumed) {
-        throw new ValidationError(`The target MySQL at ${where(targetEndpoint)} already has these databases.`, {
-          issues: occupied.map((entry) => ({ path: `target.${entry.name}`, message: `database ${entry.name} exists with tables`, fix: 'drop it, choose another target, or pass replaceExisting: true' })),
-        });
-      }
-      const accounts = await plannedAccounts(control, target, targetEndpoint, options, resumed ? (checkpoint.accounts ?? []) : []);
+      const occupied = options.replaceExisting || resumed ? [] : await occupiedIssues(target, databases);
+      if (occupied.length > 0) throw new ValidationError(`The target MySQL at ${where(targetEndpoint)} already has these databases.`, { issues: occupied });
 
       const workers: Connection[] = [];
       for (let index = 0; index < concurrency; index++) workers.push(await connectTo(sourceEndpoint, 'source'));
@@ -294,32 +357,15 @@ export class MysqlDataMover implements DataMoverV1 {
       const snapshotReader = workers[0] as Connection;
 
       // Everything the copy writes, read from the snapshot first; then checked before the first write.
-      const sourceDatabases: SourceDatabase[] = [];
-      for (const database of databases) sourceDatabases.push(await readDatabase(snapshotReader, database, options, resumed));
-      const allTables = sourceDatabases.flatMap((database) => database.tables);
-      if (resumed) checkTablesUnchanged(checkpoint, new Map(allTables.map((table) => [`${table.plan.database}.${table.plan.table}`, definitionDigest(table.createTable)])));
-      const [infile] = options.loadData === false ? [] : await rows<{ on: number | string }>(target, 'SELECT @@GLOBAL.local_infile AS `on`');
-      // LOAD DATA LOCAL needs the target's consent; without it, INSERTs.
-      const loadData = infile !== undefined && Number(infile.on) === 1;
-      const keepsDefiner = await definerPolicy(target, accounts.map(accountName));
-      await preflightMysql(control, target, { source: sourceEndpoint, target: targetEndpoint }, {
+      const { accounts, sourceDatabases, allTables, loadData, keepsDefiner } = await planAndCheckCopy(
+        snapshotReader,
+        control,
+        target,
+        { source: sourceEndpoint, target: targetEndpoint },
+        options,
         databases,
-        tables: allTables.map((table) => table.plan),
-        has: {
-          views: sourceDatabases.some((database) => database.views.length > 0),
-          routines: sourceDatabases.some((database) => database.routines.length > 0),
-          triggers: sourceDatabases.some((database) => database.triggers.length > 0),
-          events: sourceDatabases.some((database) => database.events.length > 0),
-          sequences: sourceDatabases.some((database) => database.sequences.length > 0),
-          versioned: allTables.some((table) => table.plan.kind === 'versioned'),
-        },
-        keptDefiners: keptDefiners(sourceDatabases, keepsDefiner),
-        replaceExisting: options.replaceExisting === true && !resumed,
-        users: accounts.length > 0,
-        loadData,
-        deferIndexes: allTables.some((table) => table.deferring),
-        skipTargetBinlog: options.targetBinlog !== true,
-      });
+        { resumed, ownedAccounts: resumed ? (checkpoint.accounts ?? []) : [], checkpoint },
+      );
       if (!lockNonTransactional) {
         const outside = allTables.filter((table) => !table.plan.transactional).map((table) => `${table.plan.database}.${table.plan.table} (${table.plan.engine})`);
         if (outside.length > 0) warnings.push(`read outside the snapshot, so they may differ from the rest: ${outside.join(', ')}`);

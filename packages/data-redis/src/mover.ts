@@ -26,14 +26,17 @@ import {
   ValidationError,
   serialJsonWriter,
   throttleFor,
+  type CheckOptions,
   type DataEndpoint,
   type DataMoverV1,
   type DataReplication,
   type ReplicateOptions,
+  type ValidationIssue,
   type VerifyReport,
 } from '@armada/core';
 import type { Redis } from 'ioredis';
 import { checkCapacity, watchEvictions } from './capacity.js';
+import { checkRedis } from './check.js';
 import { type Checkpoint, readCheckpoint } from './checkpoint.js';
 import { keyspace, open, where } from './connection.js';
 import { describePosition, samePosition, sourcePosition } from './consistency.js';
@@ -91,6 +94,10 @@ export class RedisDataMover implements DataMoverV1 {
 
   replicate(source: DataEndpoint, target: DataEndpoint, options?: ReplicateOptions): Promise<DataReplication> {
     return replicateRedis(source, target, options);
+  }
+
+  check(source: DataEndpoint, target: DataEndpoint | undefined, options?: CheckOptions): Promise<ValidationIssue[]> {
+    return checkRedis(source, target, options);
   }
 
   async copy(sourceEndpoint: DataEndpoint, targetEndpoint: DataEndpoint, options: RedisCopyOptions = {}): Promise<RedisCopyReport> {

@@ -16,6 +16,7 @@
  * One project, and one set of resources shared by every region of the catalog. Key pairs are
  * exempt from eventual consistency (Nova reads them from its database); everything else is not.
  */
+import type { OpenStackProviderOptions } from '../../src/index.js';
 import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -950,3 +951,10 @@ export async function startOpenStackEmulator(options: OpenStackEmulatorOptions =
   };
 }
 
+/** The region the emulator serves. */
+export const EMULATOR_REGION = 'region-b.geo-1';
+
+/** Options of a provider for the emulator's demo project, with fast waits; a test adds its own. */
+export function providerOptionsFor(emulator: OpenStackEmulator, extra: Partial<OpenStackProviderOptions> = {}): OpenStackProviderOptions {
+  return { region: EMULATOR_REGION, authUrl: emulator.authUrl, username: 'demo', password: 'secret', project: 'demo', pollIntervalMs: 20, throttleDelayMs: 10, ...extra };
+}

@@ -10,13 +10,15 @@ import { puppetConfigManagerPlugin } from '@armada/config-puppet';
 import { mysqlDataMoverPlugin } from '@armada/data-mysql';
 import { redisDataMoverPlugin } from '@armada/data-redis';
 import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
 import { ExitCode } from '../exit-codes.js';
-import { createRegistry, requireProvider } from '../registry.js';
+import { createRegistry } from '../registry.js';
 import { type CliRuntime, type CommonOptions, type Session, withCommonOptions } from '../session.js';
 
 interface MigrateOptions extends CommonOptions {
   dryRun?: boolean;
   resume?: boolean;
+  startOver?: boolean;
 }
 
 /** Step lines on stderr; progress lines at most a few per second, so logs stay readable. */
@@ -47,6 +49,10 @@ function migrationProgress(session: Session): (event: MigrationEvent) => void {
         session.print(session.style('bold', event.title));
         for (const line of event.lines) session.print(`    ${line}`);
         break;
+      case 'preflight':
+        session.note(`${session.styleErr('bold', 'Preflight')}: ${event.issues.length === 0 ? session.styleErr('green', 'nothing wrong') : session.styleErr('red', `${event.issues.length} problem(s)`)} in ${event.checked.length} checks`);
+        for (const line of event.checked) session.note(session.styleErr('dim', `      checked ${line}`));
+        break;
     }
   };
 }
@@ -58,7 +64,8 @@ export function registerMigrate(program: Command, runtime: CliRuntime): void {
       .description('run a migration file: provision the target, configure it, move and verify the data, switch DNS')
       .argument('<migration>', 'migration file (.yaml, .yml or .json)')
       .option('--dry-run', 'print what each step would do and change nothing')
-      .option('--resume', 'continue a run that stopped, at the step where it stopped'),
+      .option('--resume', 'continue a run that stopped, at the step where it stopped')
+      .option('--start-over', 'run every step again from the first; the earlier run\'s files are kept under previous/ in its directory'),
     { state: false },
   ).action(
     runtime.action<MigrateOptions>(async (session, options, [file]) => {
@@ -69,9 +76,9 @@ export function registerMigrate(program: Command, runtime: CliRuntime): void {
         plugins: options.plugin ?? [],
         pluginObjects: [mysqlDataMoverPlugin(), redisDataMoverPlugin(), puppetConfigManagerPlugin(), chefConfigManagerPlugin()],
       });
-      requireProvider(registry, loaded.source.provider.id, 'source.provider.id in the migration file');
-      requireProvider(registry, loaded.target.provider.id, 'target.provider.id in the migration file');
+      // Unknown providers and movers, missing files: reported by migrationFromFile, all at once.
       const migration = await migrationFromFile(loaded, { registry, env: session.env, cwd: session.cwd });
+      if (options.resume && options.startOver) throw new UsageError('--resume and --start-over cannot be used together: choose one.');
       const signal = session.signal;
       try {
         const report = await runMigration({
@@ -81,9 +88,16 @@ export function registerMigrate(program: Command, runtime: CliRuntime): void {
           onEvent: migrationProgress(session),
           ...(options.dryRun ? { dryRun: true } : {}),
           ...(options.resume ? { resume: true } : {}),
+          ...(options.startOver ? { startOver: true } : {}),
+          preflight: migration.preflight,
           ...(signal ? { signal } : {}),
         });
         session.setResult({ report });
+        if (report.finishedEarlier) {
+          session.print(`Migration ${report.migration} finished at ${report.finishedEarlier.finishedAt} (succeeded); nothing was run now.`);
+          session.note(`To run every step again from the first: armada migrate ${file} --start-over`);
+          return ExitCode.Success;
+        }
         if (!options.dryRun) session.print(renderMigrationReport(report));
         else session.note(session.styleErr('dim', 'Dry run: nothing was changed.'));
         return ExitCode.Success;

@@ -12,14 +12,15 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
-import type { DataEndpoint } from '../data-mover.js';
-import { ValidationError } from '../errors.js';
+import type { DataEndpoint, DataMoverV1 } from '../data-mover.js';
+import { NotFoundError, ValidationError, type ValidationIssue } from '../errors.js';
 import { sleep } from '../execute/retry.js';
-import type { DnsService } from '../provider.js';
 import type { PluginRegistry } from '../registry.js';
-import { loadServerPoliciesFile, type ServerPolicies } from '../server/policy.js';
+import { loadServerPoliciesFile } from '../server/policy.js';
 import { loadSpecFile, parseSpecText, toIssues } from '../spec/load.js';
 import { connectSsh, fileHostKeyStore } from '../ssh/transport.js';
+import { admitsPort, instanceIssue, migrationPreflight, roleIssues, sameEndpointIssue, sshKeyCheck } from './file-preflight.js';
+import { knownIssuesCheck, type PreflightCheck } from './preflight.js';
 import type { MigrationStep } from './runbook.js';
 import { type DataStoreMove, type MigrationDefinition, type ProvisionedInstance, standardMigrationSteps } from './steps.js';
 
@@ -128,28 +129,104 @@ export interface LoadedMigration {
   directory: string;
   definition: MigrationDefinition;
   steps: MigrationStep[];
+  /** Checked before anything is created, in the dry run and in every real run: pass to runMigration. */
+  preflight: PreflightCheck[];
 }
 
 const expandHome = (path: string) => (path.startsWith('~/') ? join(homedir(), path.slice(2)) : path);
 
-/** Builds the migration's steps from a loaded file, with providers, movers and config managers from the registry. */
+/** A file the migration names that cannot be read or is not valid, as issues at the field that names it. */
+function fileIssues(field: string, path: string, error: unknown): ValidationIssue[] {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return [{ path: field, message: `${path} does not exist`, fix: 'correct the path (a relative path is read from the migration file\'s directory)' }];
+  if (code) return [{ path: field, message: `${path} cannot be read (${code})`, fix: 'check the path and its permissions' }];
+  if (ValidationError.isInstance(error) && error.issues.length > 0) return error.issues.map((issue) => ({ ...issue, path: `${field} (${path}): ${issue.path || '(root)'}` }));
+  return [{ path: field, message: `${path}: ${(error as Error).message.split('\n')[0]}` }];
+}
+
+/** A plugin the file names, or an issue naming the field and what is registered. */
+function registered<T>(found: ValidationIssue[], field: string, what: string, id: string, known: string[], make: () => T): T | undefined {
+  try {
+    return make();
+  } catch (error) {
+    if (!NotFoundError.isInstance(error)) throw error;
+    found.push({ path: field, message: `no ${what} "${id}" is registered`, fix: known.length > 0 ? `use one of: ${known.join(', ')}; or register its plugin (--plugin)` : 'register its plugin (--plugin)' });
+    return undefined;
+  }
+}
+
+/**
+ * Builds the migration's steps and its preflight from a loaded file, with providers, movers and
+ * config managers from the registry. What keeps the migration from being built (a file that is
+ * missing, a plugin that is not registered) is thrown at once, with every other problem of the file
+ * found so far; problems of what the file refers to go into the preflight, which reports them with
+ * the live checks.
+ */
 export async function migrationFromFile(file: MigrationFile, options: MigrationFromFileOptions): Promise<LoadedMigration> {
   const env = options.env ?? process.env;
   const at = (path: string) => resolve(file.baseDirectory, expandHome(path));
   const directory = file.directory ? at(file.directory) : resolve(options.cwd ?? process.cwd(), '.armada', 'migrations', file.name);
   const { registry } = options;
-  const source = registry.provider(file.source.provider.id, file.source.provider.region);
-  const target = registry.provider(file.target.provider.id, file.target.provider.region);
-  const spec = await loadSpecFile(at(file.target.spec));
-  if (spec.provider.id !== target.id) {
+  const blocking: ValidationIssue[] = [];
+  const found: ValidationIssue[] = [];
+
+  const providerAt = (field: 'source' | 'target') =>
+    registered(blocking, `${field}.provider.id`, 'provider', file[field].provider.id, registry.providerIds(), () => registry.provider(file[field].provider.id, file[field].provider.region));
+  const source = providerAt('source');
+  const target = providerAt('target');
+  const spec = await loadSpecFile(at(file.target.spec)).catch((error: unknown) => {
+    blocking.push(...fileIssues('target.spec', at(file.target.spec), error));
+    return undefined;
+  });
+  if (spec && target && spec.provider.id !== target.id) {
     // One spec serves any cloud: the file's target provider wins over the spec's own.
     Object.assign(spec, { provider: { ...spec.provider, id: target.id, region: target.region } });
+  }
+  const policies = file.servers
+    ? await loadServerPoliciesFile(at(file.servers.policies)).catch((error: unknown) => {
+        blocking.push(...fileIssues('servers.policies', at(file.servers?.policies ?? ''), error));
+        return undefined;
+      })
+    : undefined;
+  const configManager = file.servers
+    ? registered(blocking, 'servers.configManager', 'config manager', file.servers.configManager, registry.configManagerIds(), () => registry.configManager(file.servers?.configManager ?? ''))
+    : undefined;
+  const movers = file.data.map((store, index) => registered(blocking, `data[${index}].mover`, 'data mover', store.mover, registry.dataMoverIds(), () => registry.dataMover(store.mover)));
+
+  // What the file refers to, checked against the spec and the policies.
+  if (spec) {
+    file.data.forEach((store, index) => {
+      if ('instance' in store.target) {
+        const missing = instanceIssue(`data[${index}].target.instance`, store.target.instance, spec);
+        if (missing) found.push(missing);
+        else if (!admitsPort(spec, store.target.instance, store.target.port)) {
+          found.push({ path: `data[${index}].target.port`, message: `no firewall of instance ${store.target.instance} admits TCP port ${store.target.port}, so the mover cannot reach the new server`, fix: `admit tcp ${store.target.port} in a firewall of ${store.target.instance} in the target spec` });
+        }
+      }
+    });
+    file.dns?.records.forEach((record, index) => {
+      if (Array.isArray(record.to)) return;
+      for (const name of [record.to.instance].flat()) {
+        const missing = instanceIssue(`dns.records[${index}].to.instance`, name, spec);
+        if (missing) found.push(missing);
+      }
+    });
+    if (policies) found.push(...roleIssues(spec, policies, 'servers.policies'));
+  }
+  file.data.forEach((store, index) => {
+    if ('host' in store.target) {
+      const same = sameEndpointIssue(`data[${index}].target`, store.source, store.target);
+      if (same) found.push(same);
+    }
+  });
+  if (blocking.length > 0 || !source || !target || !spec) {
+    throw new ValidationError(`The migration "${file.name}" cannot be run: ${blocking.length + found.length} problem(s); nothing was created:`, { issues: [...blocking, ...found] });
   }
 
   const password = (variable: string | undefined, where: string): string | undefined => {
     if (variable === undefined) return undefined;
     const value = env[variable];
-    if (value === undefined) throw new ValidationError(`${where} names the password variable ${variable}, which is not set.`, { issues: [{ path: where, message: `${variable} is not set`, fix: `export ${variable}=...` }] });
+    if (value === undefined) found.push({ path: `${where}.passwordEnv`, message: `${variable} is not set`, fix: `export ${variable}=...` });
     return value;
   };
   const endpoint = (fields: z.infer<typeof fixedEndpoint> | z.infer<typeof instanceEndpoint>, host: string, where: string): DataEndpoint => {
@@ -163,15 +240,19 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
     const targetEndpoint =
       'host' in targetFields
         ? endpoint(targetFields, targetFields.host, `${where}.target`)
-        : (instances: readonly ProvisionedInstance[]) => {
-            const instance = instances.find((entry) => entry.name === targetFields.instance);
-            const host = instance?.[targetFields.address];
-            if (!host) throw new ValidationError(`${where}.target names instance ${targetFields.instance}, which has no ${targetFields.address}.`, { issues: [{ path: `${where}.target.instance`, message: 'no such instance or address', fix: `use one of: ${instances.map((entry) => entry.name).join(', ')}` }] });
-            return endpoint(targetFields, host, `${where}.target`);
-          };
+        : (() => {
+            const secret = password(targetFields.passwordEnv, `${where}.target`);
+            return (instances: readonly ProvisionedInstance[]) => {
+              const instance = instances.find((entry) => entry.name === targetFields.instance);
+              const host = instance?.[targetFields.address];
+              if (!host) throw new ValidationError(`${where}.target names instance ${targetFields.instance}, which has no ${targetFields.address}.`, { issues: [{ path: `${where}.target.instance`, message: 'no such instance or address', fix: `use one of: ${instances.map((entry) => entry.name).join(', ')}` }] });
+              return { ...endpoint({ ...targetFields, passwordEnv: undefined }, host, `${where}.target`), ...(secret === undefined ? {} : { password: secret }) };
+            };
+          })();
     return {
       name: store.name,
-      mover: registry.dataMover(store.mover),
+      path: where,
+      mover: movers[index] as DataMoverV1,
       source: sourceEndpoint,
       target: targetEndpoint,
       copy: { ...store.options, replaceExisting: store.replaceExisting, ...(store.concurrency ? { concurrency: store.concurrency } : {}) },
@@ -180,14 +261,13 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
   });
 
   let servers: MigrationDefinition['servers'];
-  if (file.servers) {
+  if (file.servers && policies && configManager) {
     const { ssh } = file.servers;
-    const policies: ServerPolicies = await loadServerPoliciesFile(at(file.servers.policies));
     const hostKeys = fileHostKeyStore(join(directory, 'known_hosts.json'));
     // Read once, when the first server is reached: not at load (a dry run needs no key), not per server.
     let privateKey: Promise<string> | undefined;
     servers = {
-      configManager: registry.configManager(file.servers.configManager) as NonNullable<MigrationDefinition['servers']>['configManager'],
+      configManager: configManager as NonNullable<MigrationDefinition['servers']>['configManager'],
       policies,
       secrets: (secret) => env[secret],
       async connect(instance, signal) {
@@ -204,16 +284,19 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
   let dns: MigrationDefinition['dns'];
   if (file.dns) {
     const owner = file.dns.provider === 'source' ? source : target;
-    if (!owner.dns) throw new ValidationError(`The ${file.dns.provider} provider (${owner.id}) has no DNS service.`, { issues: [{ path: 'dns.provider', message: `${owner.id} has no DNS`, fix: 'put the zone with the other provider' }] });
-    const maxWaitMs = file.dns.maxWaitSeconds === undefined ? undefined : file.dns.maxWaitSeconds * 1000;
-    const wait = options.wait ?? sleep;
-    dns = {
-      dns: owner.dns as DnsService,
-      zone: file.dns.zone,
-      lowTtl: file.dns.lowTtl,
-      records: file.dns.records,
-      wait: (ms, signal) => wait(maxWaitMs === undefined ? ms : Math.min(ms, maxWaitMs), signal),
-    };
+    if (!owner.dns) {
+      found.push({ path: 'dns.provider', message: `the ${file.dns.provider} provider (${owner.id}) has no DNS service`, fix: 'put the zone with the other provider' });
+    } else {
+      const maxWaitMs = file.dns.maxWaitSeconds === undefined ? undefined : file.dns.maxWaitSeconds * 1000;
+      const wait = options.wait ?? sleep;
+      dns = {
+        dns: owner.dns,
+        zone: file.dns.zone,
+        lowTtl: file.dns.lowTtl,
+        records: file.dns.records,
+        wait: (ms, signal) => wait(maxWaitMs === undefined ? ms : Math.min(ms, maxWaitMs), signal),
+      };
+    }
   }
 
   const definition: MigrationDefinition = {
@@ -226,5 +309,10 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
     ...(dns ? { dns } : {}),
     decommissionSource: file.decommissionSource,
   };
-  return { name: file.name, directory, definition, steps: standardMigrationSteps(definition) };
+  const preflight: PreflightCheck[] = [
+    knownIssuesCheck('the migration file: the instances, roles, DNS records, data stores and variables it names', found),
+    ...migrationPreflight(definition, file.dns ? { dnsOwner: { id: (file.dns.provider === 'source' ? source : target).id, which: file.dns.provider } } : {}),
+    ...(file.servers ? [sshKeyCheck('servers.ssh.privateKeyPath', at(file.servers.ssh.privateKeyPath))] : []),
+  ];
+  return { name: file.name, directory, definition, steps: standardMigrationSteps(definition), preflight };
 }

@@ -8,10 +8,11 @@
  * them as they would any array, and write their own by implementing `MigrationStep`.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ArmadaError, CancelledError, ValidationError, toArmadaError } from '../errors.js';
+import { ArmadaError, CancelledError, ValidationError, type ValidationIssue, toArmadaError } from '../errors.js';
 import { serialJsonWriter } from '../files.js';
+import { type PreflightCheck, PreflightFailedError, runPreflight } from './preflight.js';
 
 /** What a step may record in the checkpoint and the report: plain data, never a secret. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -31,7 +32,9 @@ export type MigrationEvent =
   | { type: 'step-progress'; step: string; message: string; fraction?: number }
   | { type: 'step-succeeded'; step: string; title: string; durationMs: number; result: StepResult }
   | { type: 'step-failed'; step: string; title: string; error: ArmadaError }
-  | { type: 'dry-run'; step: string; title: string; lines: string[] };
+  | { type: 'dry-run'; step: string; title: string; lines: string[] }
+  /** Preflight is done: what it checked, and what it found (nothing when the run goes on). */
+  | { type: 'preflight'; checked: string[]; issues: ValidationIssue[] };
 
 export interface StepContext {
   readonly migration: string;
@@ -82,9 +85,18 @@ export interface RunMigrationOptions {
   directory: string;
   /**
    * Continue a run that stopped. Without it, a directory holding an unfinished run is refused
-   * (so a second run never silently redoes half of the first); a finished run starts clean.
+   * (so a second run never silently redoes half of the first), and a finished run is reported as
+   * finished and not run again.
    */
   resume?: boolean;
+  /**
+   * Run from the first step again, whatever an earlier run did. The earlier run's files (its
+   * checkpoint, report, the steps' own files) are kept under `previous/<when it started>/` in the
+   * directory, never deleted.
+   */
+  startOver?: boolean;
+  /** Checked before anything else, in the dry run and in every real run; a problem stops the run (PreflightFailedError). */
+  preflight?: readonly PreflightCheck[];
   /** Print what each step would do and change nothing. */
   dryRun?: boolean;
   signal?: AbortSignal;
@@ -116,6 +128,10 @@ export interface MigrationReport {
   writeDowntimeMs?: number;
   /** Present when the run failed: the step, the cause, and how to resume. */
   failure?: { step: string; message: string; resume: string };
+  /** What preflight checked (it found nothing wrong, or the run would not have gone on). */
+  preflight?: { checked: string[] };
+  /** A plain re-run of a finished migration: nothing was run; this is when the earlier run finished. */
+  finishedEarlier?: { finishedAt: string };
 }
 
 const migrationFailedMarker = Symbol.for('armada.error.MigrationFailed');
@@ -140,6 +156,17 @@ export class MigrationFailedError extends ArmadaError {
 }
 
 const CHECKPOINT_FILE = 'checkpoint.json';
+const PREVIOUS_RUNS = 'previous';
+
+/** Moves an earlier run's files aside (`previous/<when it started>/`), so a new run starts clean and nothing is lost. */
+async function keepAside(directory: string, startedAt: string): Promise<string> {
+  const aside = join(directory, PREVIOUS_RUNS, startedAt.replace(/[:.]/g, '-'));
+  await mkdir(aside, { recursive: true, mode: 0o700 });
+  for (const entry of await readdir(directory)) {
+    if (entry !== PREVIOUS_RUNS) await rename(join(directory, entry), join(aside, entry));
+  }
+  return aside;
+}
 
 async function readCheckpoint(path: string): Promise<Checkpoint | undefined> {
   if (!existsSync(path)) return undefined;
@@ -187,6 +214,22 @@ function checkUniqueIds(steps: readonly MigrationStep[]): void {
 const outputValues = (steps: StepReport[], field: string): unknown[] =>
   steps.flatMap((step) => (step.output && typeof step.output === 'object' && !Array.isArray(step.output) && field in step.output ? [step.output[field]] : []));
 
+/** The report of a plain re-run of a finished migration: what the earlier run did, and that nothing ran now. */
+function finishedEarlierReport(name: string, checkpoint: Checkpoint, steps: readonly MigrationStep[]): MigrationReport {
+  const records = steps.map((step) => checkpoint.steps[step.id] as StepRecord);
+  const finishedAt = records.map((record) => record.finishedAt ?? '').sort().at(-1) || checkpoint.startedAt;
+  return {
+    migration: name,
+    status: 'succeeded',
+    startedAt: checkpoint.startedAt,
+    finishedAt,
+    durationMs: 0,
+    resumed: false,
+    steps: steps.map((step, index) => ({ id: step.id, title: step.title, status: 'done earlier', ...(records[index]?.durationMs === undefined ? {} : { durationMs: records[index]?.durationMs }), ...records[index]?.result })),
+    finishedEarlier: { finishedAt },
+  };
+}
+
 /** Runs (or dry-runs, or resumes) a migration and returns its report; throws MigrationFailedError on failure. */
 export async function runMigration(options: RunMigrationOptions): Promise<MigrationReport> {
   const { steps, directory, name } = options;
@@ -204,16 +247,27 @@ export async function runMigration(options: RunMigrationOptions): Promise<Migrat
     });
   }
   const finished = checkpoint !== undefined && steps.every((step) => checkpoint?.steps[step.id]?.status === 'done');
-  const resumed = Boolean(options.resume && checkpoint && !options.dryRun);
-  if (checkpoint && !options.resume && !options.dryRun) {
+  if (options.startOver && options.resume) {
+    throw new ValidationError('A run cannot both resume and start over.', { issues: [{ path: 'resume', message: 'resume and startOver are both set', fix: 'choose one' }] });
+  }
+  if (checkpoint && !options.resume && !options.startOver && !options.dryRun) {
     if (!finished) {
       const stoppedAt = steps.find((step) => checkpoint?.steps[step.id]?.status !== 'done');
       throw new ValidationError(`An earlier run of "${name}" stopped at step "${stoppedAt?.id}".`, {
-        issues: [{ path: checkpointPath, message: 'unfinished run', fix: `resume it (--resume, or resume: true), or delete ${directory} to start over` }],
+        issues: [{ path: checkpointPath, message: 'unfinished run', fix: 'resume it (--resume, or resume: true), or start over from the first step (--start-over, or startOver: true)' }],
       });
     }
-    // A finished run: start clean, keeping nothing of it.
-    await rm(directory, { recursive: true, force: true });
+    // Finished: say so and do nothing. Running it again is a choice (startOver), never a default.
+    return finishedEarlierReport(name, checkpoint, steps);
+  }
+  const resumed = Boolean(options.resume && checkpoint && !options.dryRun);
+  if (options.preflight && options.preflight.length > 0) {
+    const result = await runPreflight(options.preflight, { signal, resuming: resumed });
+    emit({ type: 'preflight', checked: result.checked, issues: result.issues });
+    if (result.issues.length > 0) throw new PreflightFailedError(result);
+  }
+  if (checkpoint && options.startOver && !options.dryRun) {
+    await keepAside(directory, checkpoint.startedAt);
     checkpoint = undefined;
   }
   const state: Checkpoint = options.dryRun || !resumed || !checkpoint ? { version: 1, migration: name, startedAt, steps: {} } : checkpoint;
@@ -250,6 +304,7 @@ export async function runMigration(options: RunMigrationOptions): Promise<Migrat
       ...(cutoverAt ? { cutoverAt } : {}),
       ...(downtime === undefined ? {} : { writeDowntimeMs: downtime }),
       ...(failure ? { failure } : {}),
+      ...(options.preflight && options.preflight.length > 0 ? { preflight: { checked: options.preflight.map((check) => check.what) } } : {}),
     };
   };
 

@@ -259,6 +259,8 @@ export function configureServersStep(options: ConfigureServersOptions): Migratio
 export interface DataStoreMove {
   /** Names the store in reports and its checkpoint file: `shop-db`, `sessions`. */
   name: string;
+  /** Where the store is described (a migration file's `data[0]`), for the paths of its problems. Default `data.<name>`. */
+  path?: string;
   mover: DataMoverV1;
   source: DataEndpoint;
   /** The target's endpoint, or how to find it among the provisioned instances. */
@@ -309,6 +311,19 @@ function targetOf(store: DataStoreMove, context: StepContext, provisioned: strin
   return store.target(context.hasOutput(provisioned) ? context.outputOf<ProvisionOutput>(provisioned).instances : []);
 }
 
+/** Every store's endpoints by its mover's check, all at once; throws with every problem found, before anything is written. */
+async function checkStores(stores: readonly DataStoreMove[], targetFor: (store: DataStoreMove) => DataEndpoint, signal: AbortSignal): Promise<void> {
+  const found = await Promise.all(
+    stores.map(async (store) => {
+      if (!store.mover.check) return [];
+      const issues = await store.mover.check(store.source, targetFor(store), { replaceExisting: store.copy?.replaceExisting ?? false, mode: store.mode ?? 'copy', options: { ...store.copy }, signal });
+      return issues.map((issue) => ({ ...issue, path: `${store.path ?? `data.${store.name}`}.${issue.path}` }));
+    }),
+  );
+  const issues = found.flat();
+  if (issues.length > 0) throw new ValidationError(`The data stores are not ready to copy: ${issues.length} problem(s); nothing was copied:`, { issues });
+}
+
 /**
  * Copies each store with its mover. Each store keeps its mover's chunk checkpoint in the step's
  * directory, so a run killed in the middle of a copy resumes at the chunk where it stopped; stores
@@ -331,6 +346,14 @@ export function copyDataStep(options: { stores: readonly DataStoreMove[]; provis
       const donePath = join(context.workDirectory, 'finished.json');
       const finished: Record<string, StoreCopied> = existsSync(donePath) ? JSON.parse(await readFile(donePath, 'utf8')) : {};
       const saveFinished = serialJsonWriter(donePath);
+      const checkpointOf = (store: DataStoreMove) => join(context.workDirectory, `${store.name}.checkpoint.json`);
+      // Now that the new servers exist, and before any data moves: each store as its copy will meet
+      // it (a store whose copy already began is the copy's to resume).
+      await checkStores(
+        options.stores.filter((store) => !finished[store.name] && !existsSync(checkpointOf(store))),
+        (store) => targetOf(store, context, provisioned),
+        context.signal,
+      );
       for (const store of options.stores) {
         if (finished[store.name]) continue;
         const target = targetOf(store, context, provisioned);
@@ -349,7 +372,7 @@ export function copyDataStep(options: { stores: readonly DataStoreMove[]; provis
         context.progress(`${store.name}: copying from ${where(store.source)} to ${where(target)}`);
         const report = await store.mover.copy(store.source, target, {
           ...store.copy,
-          checkpointPath: join(context.workDirectory, `${store.name}.checkpoint.json`),
+          checkpointPath: checkpointOf(store),
           signal: context.signal,
           onProgress: (progress) => {
             const total = progress.totalItems ? ` of ${progress.totalItems.toLocaleString('en-US')}` : '';

@@ -1,0 +1,66 @@
+/**
+ * The MySQL mover's preflight check (DataMoverV1.check): what a copy would refuse before its first
+ * write, found by reading only, without the copy's read lock (FLUSH TABLES WITH READ LOCK would
+ * stall the source's writes for a check). Both servers reachable with their credentials; the
+ * databases named exist on the source; source and target are not the same server; the target does
+ * not hold the databases unless `replaceExisting`; then the copy's own preflight (preflight.ts:
+ * privileges of both logins, packet sizes, engines, binary-log rules) on the schema as it is now.
+ * Plus what only the copy's snapshot and the replication need of the source login: RELOAD for the
+ * read lock, BINLOG MONITOR (REPLICATION CLIENT) for the binlog position.
+ */
+import { ValidationError, type CheckOptions, type DataEndpoint, type ValidationIssue } from '@armada/core';
+import { type MysqlCopyOptions, occupiedIssues, planAndCheckCopy } from './mover.js';
+import { grantsOf } from './preflight.js';
+import { type Connection, connectTo, databasesOf, rows, where } from './sql.js';
+
+function issuesOf(error: unknown, path: string): ValidationIssue[] {
+  if (ValidationError.isInstance(error) && error.issues.length > 0) return [...error.issues];
+  return [{ path, message: (error as Error).message }];
+}
+
+/** Enough to tell one server from another: the same host name, port and data directory are one server, whatever address reached it. */
+async function identity(connection: Connection): Promise<string> {
+  const [row] = await rows<{ host: string; port: number; datadir: string }>(connection, 'SELECT @@hostname AS host, @@port AS port, @@datadir AS datadir');
+  return `${row?.host}:${row?.port}:${row?.datadir}`;
+}
+
+export async function checkMysql(sourceEndpoint: DataEndpoint, targetEndpoint: DataEndpoint | undefined, options: CheckOptions = {}): Promise<ValidationIssue[]> {
+  const issues: ValidationIssue[] = [];
+  const connect = (endpoint: DataEndpoint, role: 'source' | 'target') =>
+    connectTo(endpoint, role).catch((error: unknown) => {
+      issues.push(...issuesOf(error, role));
+      return undefined;
+    });
+  const source = await connect(sourceEndpoint, 'source');
+  const target = targetEndpoint ? await connect(targetEndpoint, 'target') : undefined;
+  try {
+    if (!source) return issues;
+    const databases = await databasesOf(sourceEndpoint, source);
+    const present = new Set((await rows<{ name: string }>(source, 'SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA')).map((row) => row.name));
+    const missing = databases.filter((database) => !present.has(database));
+    for (const database of missing) issues.push({ path: `source.databases.${database}`, message: `the source ${where(sourceEndpoint)} has no database ${database} (or the login may not see it)`, fix: 'name a database the source has' });
+    const grants = await grantsOf(source);
+    if (!grants.holdsGlobal('RELOAD')) {
+      issues.push({ path: 'source.privileges', message: `the source login ${grants.account} lacks RELOAD: the copy's consistent snapshot starts with FLUSH TABLES WITH READ LOCK`, fix: `GRANT RELOAD ON *.* TO ${grants.account}` });
+    }
+    if (options.mode === 'replicate' && !grants.holdsGlobal('BINLOG MONITOR', 'REPLICATION CLIENT', 'SUPER')) {
+      issues.push({ path: 'source.privileges', message: `the source login ${grants.account} lacks BINLOG MONITOR: replication starts from the copy's binlog position`, fix: `GRANT BINLOG MONITOR ON *.* TO ${grants.account}` });
+    }
+    if (!target || !targetEndpoint || missing.length > 0) return issues;
+    if ((await identity(source)) === (await identity(target))) {
+      issues.push({ path: 'target', message: `the target ${where(targetEndpoint)} is the source server itself: the copy would overwrite what it reads`, fix: 'name the new server as the target' });
+      return issues;
+    }
+    const occupied = options.replaceExisting ? [] : await occupiedIssues(target, databases);
+    issues.push(...occupied);
+    const copyOptions = { ...options.options, ...(options.replaceExisting ? { replaceExisting: true } : {}) } as MysqlCopyOptions;
+    await planAndCheckCopy(source, source, target, { source: sourceEndpoint, target: targetEndpoint }, copyOptions, databases, { resumed: false, ownedAccounts: [] }).catch((error: unknown) => {
+      if (!ValidationError.isInstance(error)) throw error;
+      // What clashes inside a database the target already holds is said once, by the database.
+      issues.push(...error.issues.filter((issue) => !occupied.some((database) => issue.path.startsWith(`${database.path}.`))));
+    });
+    return issues;
+  } finally {
+    await Promise.all([source?.end().catch(() => undefined), target?.end().catch(() => undefined)]);
+  }
+}
