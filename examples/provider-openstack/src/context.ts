@@ -13,16 +13,16 @@
  */
 import { createHash } from 'node:crypto';
 import {
-  CancelledError,
-  ConnectionError,
   NotFoundError,
   OWNERSHIP_TAG_ENVIRONMENT,
   OWNERSHIP_TAG_RESOURCE,
   ValidationError,
+  createKey,
+  lookWithin,
   parseAddress,
-  sleep,
   waitUntil,
   type ApplyContext,
+  type CreateAttempts,
   type ProbeResult,
   type ResourceAddress,
   type ResourceKind,
@@ -43,12 +43,9 @@ export interface OpenStackContext {
    * eventual consistency): how long a retry looks for what an unanswered create may have made.
    */
   consistencyWindowMs: number;
-  /** What each create call of a run came to, by createKey(); see createOnce. */
-  creates: Map<string, CreateOutcome>;
+  /** What each create call of a run came to; see createOnce. */
+  attempts: CreateAttempts;
 }
-
-/** The reply of a create call (what it made), or `unanswered`: no reply came, it may have taken effect. */
-export type CreateOutcome = { made: unknown } | 'unanswered';
 
 /** Nova microversion: 2.52 gives server tags on create and flavor names in server views. */
 export const NOVA_MICROVERSION = '2.52';
@@ -130,76 +127,39 @@ export async function whenVisible<T>(context: OpenStackContext, description: str
 }
 
 // ---------------------------------------------------------------- creates without a token
-
-/**
- * Names one create call of one run: the executor's idempotency token for the address (the same
- * for every retry of its create in this run, new in the next run) and what is made for it, since
- * one logical resource may need several (an instance: a port, a server, a floating IP).
- */
-function createKey(apply: ApplyContext, address: ResourceAddress, what: string): string {
-  return `${apply.idempotencyToken(address)}/${what}`;
-}
+// Core's CreateAttempts does the bookkeeping (see there); these name the calls the OpenStack way.
 
 /**
  * `find`, asked again every poll interval until it finds something or `windowMs` has passed:
  * what was made a moment ago may not be listed yet. `windowMs` 0 asks once.
  */
-export async function findWithin<T>(context: OpenStackContext, windowMs: number, find: () => Promise<T | undefined>, signal?: AbortSignal): Promise<T | undefined> {
-  const deadline = performance.now() + windowMs;
-  for (;;) {
-    // Never go on to create something after the run was cancelled.
-    if (signal?.aborted) throw new CancelledError('Cancelled while looking for what an earlier attempt made.');
-    const found = await find();
-    const left = deadline - performance.now();
-    if (found !== undefined || left <= 0) return found;
-    await sleep(Math.min(context.pollIntervalMs, left), signal);
-  }
+export function findWithin<T>(context: OpenStackContext, windowMs: number, find: () => Promise<T | undefined>, signal?: AbortSignal): Promise<T | undefined> {
+  return lookWithin(find, { windowMs, pollIntervalMs: context.pollIntervalMs, ...(signal ? { signal } : {}) });
 }
 
 /**
- * What an earlier attempt of this create made, or undefined:
- * - what a create call of this run already returned, without asking: a list may not show it yet;
- * - else what `find` finds (by ownership tags): asked once, or, when an earlier attempt got no
- *   reply, again and again until the consistency window has passed, because what that attempt
- *   made may not be listed yet. A throttled attempt took no effect and costs no wait.
- * Asked on a first attempt too: parts the planner never sees (a port, a router) may be left from
- * an interrupted run.
+ * What an earlier attempt of this create made (`what`: one logical resource may need several, an
+ * instance a port, a server, a floating IP), or undefined. Asked on a first attempt too: parts the
+ * planner never sees (a port, a router) may be left from an interrupted run.
  */
-export async function findEarlierAttempt<T>(context: OpenStackContext, apply: ApplyContext, address: ResourceAddress, what: string, find: () => Promise<T | undefined>): Promise<T | undefined> {
-  const key = createKey(apply, address, what);
-  const earlier = context.creates.get(key);
-  if (earlier !== undefined && earlier !== 'unanswered') return earlier.made as T;
-  const found = await findWithin(context, earlier === 'unanswered' ? context.consistencyWindowMs : 0, find, apply.signal);
-  if (found !== undefined) context.creates.set(key, { made: found });
-  return found;
+export function findEarlierAttempt<T>(context: OpenStackContext, apply: ApplyContext, address: ResourceAddress, what: string, find: () => Promise<T | undefined>): Promise<T | undefined> {
+  return context.attempts.find(createKey(apply, address, what), find, apply.signal);
 }
 
-/**
- * Runs the create call itself and remembers what it came to: what it made, for a retry of the
- * whole create (a later step may fail), or that no reply came (a ConnectionError), so that the
- * retry waits for what it may have made (findEarlierAttempt) before it creates again.
- */
-export async function rememberingOutcome<T>(context: OpenStackContext, apply: ApplyContext, address: ResourceAddress, what: string, create: () => Promise<T>): Promise<T> {
-  const key = createKey(apply, address, what);
-  try {
-    const made = await create();
-    context.creates.set(key, { made });
-    return made;
-  } catch (error) {
-    if (ConnectionError.isInstance(error)) context.creates.set(key, 'unanswered');
-    throw error;
-  }
+/** Runs the create call itself and remembers what it came to, for a retry of the whole create. */
+export function rememberingOutcome<T>(context: OpenStackContext, apply: ApplyContext, address: ResourceAddress, what: string, create: () => Promise<T>): Promise<T> {
+  return context.attempts.remember(createKey(apply, address, what), create);
 }
 
 /** The two together: what an earlier attempt made, or what `create` makes now. */
-export async function createOnce<T>(
+export function createOnce<T>(
   context: OpenStackContext,
   apply: ApplyContext,
   address: ResourceAddress,
   what: string,
   calls: { find: () => Promise<T | undefined>; create: () => Promise<T> },
 ): Promise<T> {
-  return (await findEarlierAttempt(context, apply, address, what, calls.find)) ?? (await rememberingOutcome(context, apply, address, what, calls.create));
+  return context.attempts.once(createKey(apply, address, what), calls, apply.signal);
 }
 
 /** Deleting what is already gone is success. */

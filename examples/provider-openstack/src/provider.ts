@@ -12,6 +12,7 @@
  */
 import {
   ArmadaTokens,
+  CreateAttempts,
   NAMED_SIZES,
   UnsupportedError,
   ValidationError,
@@ -137,12 +138,14 @@ export function createOpenStackProvider(options: OpenStackProviderOptions): Prov
     }
     return found.id;
   });
+  const pollIntervalMs = options.pollIntervalMs ?? 2000;
+  const consistencyWindowMs = options.consistencyWindowMs ?? 10_000;
   const context: OpenStackContext = {
     client,
-    pollIntervalMs: options.pollIntervalMs ?? 2000,
+    pollIntervalMs,
     waitTimeoutMs: options.waitTimeoutMs ?? 600_000,
-    consistencyWindowMs: options.consistencyWindowMs ?? 10_000,
-    creates: new Map(),
+    consistencyWindowMs,
+    attempts: new CreateAttempts({ consistencyWindowMs, pollIntervalMs }),
     externalNetworkId,
     async flavorId(name) {
       const flavor = (await flavors()).find((entry) => entry.name === name);

@@ -15,6 +15,7 @@ export * from './plan/compile.js';
 export * from './plan/planner.js';
 export * from './plan/render.js';
 export * from './execute/retry.js';
+export * from './execute/create-once.js';
 export * from './execute/wait.js';
 export * from './execute/throttle.js';
 export * from './execute/executor.js';

@@ -2,7 +2,7 @@
  * EC2's limits on what a spec asks for, checked when the plan is made, so that a spec AWS would
  * refuse fails before anything is created, naming the resource and the limit. From AWS's
  * documentation: "Tag your Amazon EC2 resources" (tag restrictions), "Amazon VPC quotas"
- * (security group rules) and "VPC CIDR blocks" (VPC and subnet sizes).
+ * (security group rules), "VPC CIDR blocks" (VPC and subnet sizes) and ImportKeyPair (key types).
  */
 import type { DesiredResource, ValidationIssue } from '@armada/core';
 import { parseCidr } from '@armada/core';
@@ -66,6 +66,13 @@ export function limitIssues(resources: DesiredResource[]): ValidationIssue[] {
       }
       case 'instance':
         return tagIssues(at('tags'), (resource as DesiredResource<'instance'>).properties.tags);
+      case 'keyPair': {
+        // ImportKeyPair takes "an RSA or ED25519 key pair"; the spec also admits DSA and ECDSA keys.
+        const type = (resource as DesiredResource<'keyPair'>).properties.publicKey.split(' ')[0] ?? '';
+        return /^ssh-(rsa|ed25519)$/.test(type)
+          ? []
+          : [{ path: at('publicKey'), message: `a ${type} key: EC2 imports RSA and ED25519 keys only`, fix: 'use an ssh-ed25519 or ssh-rsa key (ssh-keygen -t ed25519)' }];
+      }
       default:
         return [];
     }

@@ -3,13 +3,7 @@
  * Credentials come from the options or the SDK's default chain (environment, profile, role);
  * `endpoint` points both clients at LocalStack or the testkit emulator.
  */
-import {
-  DescribeImagesCommand,
-  DescribeInstanceTypeOfferingsCommand,
-  DescribeRegionsCommand,
-  EC2Client,
-  type EC2ClientConfig,
-} from '@aws-sdk/client-ec2';
+import { DescribeImagesCommand, DescribeRegionsCommand, EC2Client, paginateDescribeInstanceTypeOfferings, type EC2ClientConfig } from '@aws-sdk/client-ec2';
 import { Route53Client } from '@aws-sdk/client-route-53';
 import {
   NAMED_SIZES,
@@ -26,6 +20,7 @@ import {
 } from '@armada/core';
 import { DEFAULT_IMAGES, DEFAULT_INSTANCE_TYPES, type ImageLookup, type InstanceTypeEntry } from './catalog.js';
 import type { AwsContext } from './context.js';
+import { collect } from './ec2-helpers.js';
 import { AWS_PROVIDER_ID, aws } from './errors.js';
 import { firewallService } from './firewall.js';
 import { instanceService } from './instance.js';
@@ -33,7 +28,7 @@ import { keyPairService } from './key-pair.js';
 import { limitIssues } from './limits.js';
 import { networkService } from './network.js';
 import { route53Dns } from './route53.js';
-import { subnetService } from './subnet.js';
+import { placeSubnets, subnetService } from './subnet.js';
 
 /** Commercial regions; a region outside it is refused before any call unless allowUnknownRegions. */
 export const KNOWN_REGIONS: readonly string[] = [
@@ -104,7 +99,10 @@ export function createAwsProvider(options: AwsProviderOptions): ProviderV1 {
   const images = options.images ?? DEFAULT_IMAGES;
   const { dns, dnsRecordService } = route53Dns(context);
   // Look-ups are cached per provider; a failed one is forgotten so a retry asks again.
-  const offered = new Map<string, Promise<boolean>>();
+  const offered = new Map<string, Promise<readonly string[]>>();
+  // The same answers, settled: adapt, which places subnets, is synchronous and runs after every
+  // instance type of the spec was resolved.
+  const zonesOffering = new Map<string, readonly string[]>();
   const amis = new Map<string, Promise<string | undefined>>();
   const cached = <T>(cache: Map<string, Promise<T>>, key: string, lookUp: () => Promise<T>): Promise<T> => {
     let answer = cache.get(key);
@@ -116,12 +114,21 @@ export function createAwsProvider(options: AwsProviderOptions): ProviderV1 {
     return answer;
   };
 
-  const isOffered = (instanceType: string) =>
-    cached(offered, instanceType, () =>
-      aws('DescribeInstanceTypeOfferings', () =>
-        context.ec2.send(new DescribeInstanceTypeOfferingsCommand({ LocationType: 'region', Filters: [{ Name: 'instance-type', Values: [instanceType] }] })),
-      ).then((result) => (result.InstanceTypeOfferings ?? []).length > 0),
-    );
+  /** The zones that offer a type, by name (none: the region does not offer it). */
+  const zonesOf = (instanceType: string) =>
+    cached(offered, instanceType, async () => {
+      const offerings = await collect(
+        'DescribeInstanceTypeOfferings',
+        paginateDescribeInstanceTypeOfferings(
+          { client: context.ec2, pageSize: context.pageSize },
+          { LocationType: 'availability-zone', Filters: [{ Name: 'instance-type', Values: [instanceType] }] },
+        ),
+        (page) => page.InstanceTypeOfferings,
+      );
+      const zones = offerings.flatMap((offering) => (offering.Location ? [offering.Location] : [])).sort();
+      zonesOffering.set(instanceType, zones);
+      return zones;
+    });
 
   const newestImage = (lookup: ImageLookup) =>
     cached(amis, `${lookup.owner}/${lookup.namePattern}`, () =>
@@ -190,7 +197,7 @@ export function createAwsProvider(options: AwsProviderOptions): ProviderV1 {
           issues.push({ path: 'size', message: `no instance type in the table has ${wanted.cpus} vCPUs and ${wanted.memoryGiB} GiB`, fix: 'set aws.instanceType, or pass a larger instanceTypes table' });
         }
       }
-      if (instanceType !== undefined && !(await isOffered(instanceType))) {
+      if (instanceType !== undefined && (await zonesOf(instanceType)).length === 0) {
         issues.push({
           path: typeof override.instanceType === 'string' ? 'aws.instanceType' : 'size',
           message: `instance type ${instanceType} is not offered in ${region}`,
@@ -218,9 +225,13 @@ export function createAwsProvider(options: AwsProviderOptions): ProviderV1 {
       // What EC2 would refuse (VPC sizes, rules per group, tag limits): refused now, before anything is created.
       const limits = limitIssues(resources);
       if (limits.length > 0) throw new ValidationError('The environment asks for what AWS does not allow:', { provider: AWS_PROVIDER_ID, issues: limits });
+      const placed = placeSubnets(resources, (instanceType) => zonesOffering.get(instanceType));
+      if (placed.issues.length > 0) {
+        throw new ValidationError(`Instances are placed where ${region} does not offer their instance types:`, { provider: AWS_PROVIDER_ID, issues: placed.issues });
+      }
       const notes: PlanNote[] = [];
       const subnetCidrs = new Map(resources.flatMap((resource) => (resource.kind === 'subnet' ? [[resource.name, (resource as DesiredResource<'subnet'>).properties.cidr]] : [])));
-      const adapted = resources.map((resource): DesiredResource => {
+      const adapted = placed.resources.map((resource): DesiredResource => {
         if (resource.kind === 'subnet') {
           const subnet = resource as DesiredResource<'subnet'>;
           notes.push({
@@ -247,7 +258,8 @@ export function createAwsProvider(options: AwsProviderOptions): ProviderV1 {
         const properties = { ...firewall.properties, ingress: toCidr(firewall.properties.ingress), ...(firewall.properties.egress ? { egress: toCidr(firewall.properties.egress) } : {}) };
         return { ...firewall, properties, dependsOn: firewall.dependsOn.filter((address) => !address.startsWith('subnet.')) };
       });
-      return { resources: adapted, notes };
+      // After the notes on how each subnet is made, which read first.
+      return { resources: adapted, notes: [...notes, ...placed.notes] };
     },
   };
 }

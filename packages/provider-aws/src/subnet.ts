@@ -2,6 +2,8 @@
  * subnet -> an EC2 subnet with its own route table. Public: a default route to the network's
  * internet gateway and public IPs on launch. Private: no route to the internet at all.
  * The route table carries the subnet's ownership tags, so a re-run finds and reuses it.
+ * A subnet is in one Availability Zone, and EC2 launches an instance type only in the zones
+ * that offer it: placeSubnets chooses (or checks) each subnet's zone when the plan is made.
  */
 import {
   AssociateRouteTableCommand,
@@ -21,7 +23,17 @@ import {
   type RouteTable,
   type Subnet,
 } from '@aws-sdk/client-ec2';
-import { ConflictError, NotFoundError, type ApplyContext, type DesiredResource, type DiscoverContext, type ObservedResource, type ResourceService } from '@armada/core';
+import {
+  ConflictError,
+  NotFoundError,
+  type ApplyContext,
+  type DesiredResource,
+  type DiscoverContext,
+  type ObservedResource,
+  type PlanNote,
+  type ResourceService,
+  type ValidationIssue,
+} from '@armada/core';
 import { followUp, ignoreNotFound, isRetriedCreate, tolerating, type AwsContext } from './context.js';
 import { collect, environmentFilter, fromTagList, ownedAddress, tagFilters, tagSpecification } from './ec2-helpers.js';
 import { repairGateway } from './network.js';
@@ -55,6 +67,62 @@ function observedSubnet(subnet: Subnet, networkName: string, table: RouteTable |
     outputs: { subnetId: subnet.SubnetId, cidr: subnet.CidrBlock, zone: subnet.AvailabilityZone, routeTableId: table?.RouteTableId },
     ...(ownTable ? {} : { unfinished: 'its route table is not associated' }),
   };
+}
+
+/** The instance types launched into each subnet, by subnet name, sorted. */
+function typesBySubnet(resources: DesiredResource[]): Map<string, string[]> {
+  const types = new Map<string, Set<string>>();
+  for (const resource of resources) {
+    if (resource.kind !== 'instance') continue;
+    const { subnet, size } = (resource as DesiredResource<'instance'>).properties;
+    types.set(subnet, (types.get(subnet) ?? new Set()).add(size));
+  }
+  return new Map([...types].map(([subnet, sizes]) => [subnet, [...sizes].sort()]));
+}
+
+/**
+ * Each subnet in a zone that offers every instance type launched into it. A subnet whose spec
+ * names a zone is checked; one that names none gets the first zone, by name, that offers them
+ * all, as a desired property: the same choice every plan while the types and EC2's offerings
+ * stay the same, so an applied environment re-plans empty (and `zone` is replaceOn, so a choice
+ * that moved would replace the subnet). A subnet without instances is left to EC2's choice.
+ * `zonesOffering` is what DescribeInstanceTypeOfferings said for a type (undefined: not asked).
+ */
+export function placeSubnets(
+  resources: DesiredResource[],
+  zonesOffering: (instanceType: string) => readonly string[] | undefined,
+): { resources: DesiredResource[]; notes: PlanNote[]; issues: ValidationIssue[] } {
+  const bySubnet = typesBySubnet(resources);
+  const notes: PlanNote[] = [];
+  const issues: ValidationIssue[] = [];
+  const placed = resources.map((resource): DesiredResource => {
+    if (resource.kind !== 'subnet') return resource;
+    const subnet = resource as DesiredResource<'subnet'>;
+    const offered = (bySubnet.get(subnet.name) ?? []).flatMap((type) => {
+      const zones = zonesOffering(type);
+      return zones ? [{ type, zones }] : [];
+    });
+    const [first] = offered;
+    if (!first) return resource;
+    const where = ({ type, zones }: { type: string; zones: readonly string[] }) => `${type} is offered in ${zones.join(', ')}`;
+    const { zone } = subnet.properties;
+    if (zone !== undefined) {
+      for (const offer of offered.filter(({ zones }) => !zones.includes(zone))) {
+        issues.push({ path: `${subnet.address}.zone`, message: `${zone} does not offer ${offer.type}: ${where(offer)}`, fix: 'set zone to one of those, or leave it out for Armada to choose' });
+      }
+      return resource;
+    }
+    const common = offered.reduce<readonly string[]>((zones, offer) => zones.filter((candidate) => offer.zones.includes(candidate)), first.zones);
+    const chosen = [...common].sort()[0];
+    const types = offered.map(({ type }) => type).join(', ');
+    if (chosen === undefined) {
+      issues.push({ path: subnet.address, message: `no zone offers all of ${types}: ${offered.map(where).join('; ')}`, fix: 'put instances of types no zone shares in different subnets, or choose other sizes' });
+      return resource;
+    }
+    notes.push({ severity: 'info', path: subnet.address, message: `in ${chosen}, the first zone by name offering ${types}` });
+    return { ...subnet, properties: { ...subnet.properties, zone: chosen } };
+  });
+  return { resources: placed, notes, issues };
 }
 
 export function subnetService(context: AwsContext): ResourceService<'subnet'> {
@@ -112,10 +180,10 @@ export function subnetService(context: AwsContext): ResourceService<'subnet'> {
         );
       }
       if (!(table.Associations ?? []).some((association) => association.SubnetId === subnetId)) {
+        // Associating again with the same table answers the existing association (a retry after a
+        // lost response succeeds); Resource.AlreadyAssociated means another table has the subnet.
         await followUp(context, `route table ${tableId} to associate`, () =>
-          tolerating(ConflictError.isInstance, () =>
-            aws('AssociateRouteTable', () => ec2.send(new AssociateRouteTableCommand({ RouteTableId: tableId, SubnetId: subnetId }))),
-          ),
+          aws('AssociateRouteTable', () => ec2.send(new AssociateRouteTableCommand({ RouteTableId: tableId, SubnetId: subnetId }))),
         );
       }
       return tableId;

@@ -7,9 +7,11 @@
  * - Cloud Firewalls target droplets by tag, hold no description and belong to no VPC; outbound
  *   traffic is denied unless allowed, so no egress in the spec means "allow all outbound".
  * - tags are plain strings: see encoding.ts for the reversible encoding.
+ * - a VPC's range must be one DigitalOcean accepts (limits.ts): refused when the plan is made.
  */
 import { createApiClient } from 'dots-wrapper';
 import {
+  CreateAttempts,
   NAMED_SIZES,
   NotFoundError,
   ValidationError,
@@ -28,6 +30,7 @@ import {
 } from '@armada/core';
 import { dnsServices } from './dns.js';
 import { DIGITALOCEAN_PROVIDER_ID, digitalocean } from './errors.js';
+import { limitIssues } from './limits.js';
 import { firewallService, instanceService, keyPairService, listAll, networkService, type DigitalOceanContext, type DotsClient } from './services.js';
 
 export interface DigitalOceanProviderOptions {
@@ -43,6 +46,11 @@ export interface DigitalOceanProviderOptions {
   waitTimeoutMs?: number;
   /** Items per page of list calls (default 200, DigitalOcean's maximum). */
   pageSize?: number;
+  /**
+   * How long something just made may be missing from list calls (default 10 s): how long a create
+   * repeated after a lost reply looks for what the first attempt made before it creates again.
+   */
+  consistencyWindowMs?: number;
 }
 
 interface Size {
@@ -64,7 +72,15 @@ export function createDigitalOceanProvider(options: DigitalOceanProviderOptions)
   const { region } = options;
   const token = options.token ?? process.env.DIGITALOCEAN_TOKEN;
   const client = options.client ?? createApiClient({ token: token ?? '', ...(options.endpoint ? { endpoint: options.endpoint } : {}) });
-  const context: DigitalOceanContext = { client, region, pageSize: options.pageSize ?? 200, pollIntervalMs: options.pollIntervalMs ?? 2000, waitTimeoutMs: options.waitTimeoutMs ?? 600_000 };
+  const pollIntervalMs = options.pollIntervalMs ?? 2000;
+  const context: DigitalOceanContext = {
+    client,
+    region,
+    pageSize: options.pageSize ?? 200,
+    pollIntervalMs,
+    waitTimeoutMs: options.waitTimeoutMs ?? 600_000,
+    attempts: new CreateAttempts({ consistencyWindowMs: options.consistencyWindowMs ?? 10_000, pollIntervalMs }),
+  };
   let sizes: Promise<Size[]> | undefined;
   const loadSizes = () => {
     sizes ??= listAll<Size>('listSizes', (page) => client.size.listSizes({ page, per_page: context.pageSize }) as never, 'sizes');
@@ -157,7 +173,8 @@ export function createDigitalOceanProvider(options: DigitalOceanProviderOptions)
 /** Reshapes the portable resources for DigitalOcean; see the module comment. */
 export function adaptToDigitalOcean(resources: DesiredResource[]): AdaptResult {
   const notes: PlanNote[] = [];
-  const issues: ValidationIssue[] = [];
+  // A VPC range DigitalOcean would refuse: refused now, before anything is created.
+  const issues: ValidationIssue[] = limitIssues(resources);
   const network = resources.find((resource): resource is DesiredResource<'network'> => resource.kind === 'network');
   const networkCidr = network ? parseCidr(network.properties.cidr) : undefined;
   const subnets = resources.filter((resource): resource is DesiredResource<'subnet'> => resource.kind === 'subnet');

@@ -4,18 +4,26 @@
  * the droplets carrying its tag (ownership in its encoded name); a key pair is an account SSH key
  * (ownership in its name); an instance is a droplet carrying encoded tags (see encoding.ts).
  * Subnets are honoured by the provider's `adapt` (see provider.ts).
+ *
+ * DigitalOcean has no idempotency token, so a create retried after a lost response meets what its
+ * first attempt made: a VPC or key create refused with 422 (`unprocessable_entity`, whatever the
+ * message says) first looks for it.
  */
 import type { createApiClient } from 'dots-wrapper';
 import {
   AlreadyExistsError,
+  ArmadaError,
   ConflictError,
+  type CreateAttempts,
   NotFoundError,
   OWNERSHIP_TAG_ENVIRONMENT,
   OWNERSHIP_TAG_RESOURCE,
+  createKey,
   digestOf,
   parseAddress,
   waitUntil,
   type ApplyContext,
+  type DesiredResource,
   type FirewallRule,
   type InstanceProperties,
   type ObservedResource,
@@ -25,7 +33,7 @@ import {
   type RulePeer,
 } from '@armada/core';
 import { firewallCloudName, hostName, parseFirewallCloudName, parseTag, tag } from './encoding.js';
-import { DIGITALOCEAN_PROVIDER_ID, digitalocean } from './errors.js';
+import { DIGITALOCEAN_PROVIDER_ID, digitalOceanErrorId, digitalocean } from './errors.js';
 
 export type DotsClient = ReturnType<typeof createApiClient>;
 
@@ -36,6 +44,11 @@ export interface DigitalOceanContext {
   pageSize: number;
   pollIntervalMs: number;
   waitTimeoutMs: number;
+  /**
+   * DigitalOcean takes no idempotency token: each create goes through here, so a repeat after a
+   * lost reply finds what the first attempt made (waiting while it may not be listed yet).
+   */
+  attempts: CreateAttempts;
 }
 
 type DoRule = { protocol: string; ports: string; sources?: DoPeer; destinations?: DoPeer };
@@ -125,25 +138,34 @@ export function networkService(context: DigitalOceanContext): ResourceService<'n
     },
     async create(resource, apply) {
       const description = ownershipText(apply.environment, resource.address);
-      try {
-        const { data } = await digitalocean('createVpc', () =>
-          client.vpc.createVpc({ name: hostName(`${apply.environment}-${resource.name}`), region: context.region, ip_range: resource.properties.cidr, description }),
-        );
-        const vpc = (data as unknown as { vpc: Vpc }).vpc;
-        return observed(vpc, apply.environment) as ObservedResource<'network'>;
-      } catch (error) {
-        if (!AlreadyExistsError.isInstance(error)) throw error;
-        // A retry after a lost response: the VPC is ours if its description says so.
-        return waitFor<ObservedResource<'network'>>(context, `VPC of ${resource.address} to be visible`, async () => {
-          const found = (await list()).map((vpc) => observed(vpc, apply.environment)).find((entry) => entry?.address === resource.address);
-          return found ? { done: true, value: found } : { done: false };
-        });
-      }
+      const ours = async () => (await list()).map((vpc) => observed(vpc, apply.environment)).find((entry) => entry?.address === resource.address);
+      return context.attempts.once(createKey(apply, resource.address), { find: ours, create: () => createVpc(resource, apply, description, ours) }, apply.signal);
     },
     async delete(current) {
       await ignoreNotFound(() => digitalocean('deleteVpc', () => client.vpc.deleteVpc({ vpc_id: current.id })));
     },
   };
+
+  async function createVpc(resource: DesiredResource<'network'>, apply: ApplyContext, description: string, ours: () => Promise<ObservedResource<'network'> | undefined>): Promise<ObservedResource<'network'>> {
+    try {
+      const { data } = await digitalocean('createVpc', () =>
+        client.vpc.createVpc({ name: hostName(`${apply.environment}-${resource.name}`), region: context.region, ip_range: resource.properties.cidr, description }),
+      );
+      const vpc = (data as unknown as { vpc: Vpc }).vpc;
+      return observed(vpc, apply.environment) as ObservedResource<'network'>;
+    } catch (error) {
+      if (digitalOceanErrorId(error) !== 'unprocessable_entity') throw error;
+      // Perhaps a retry after a lost response: the VPC is ours if its description says so.
+      const found = await ours();
+      if (found) return found;
+      // Not listed yet, but DigitalOcean says it is there (by its wording: a last resort): wait for it.
+      if (!AlreadyExistsError.isInstance(error)) throw error;
+      return waitFor<ObservedResource<'network'>>(context, `VPC of ${resource.address} to be visible`, async () => {
+        const later = await ours();
+        return later ? { done: true, value: later } : { done: false };
+      });
+    }
+  }
 }
 
 export function keyPairService(context: DigitalOceanContext): ResourceService<'keyPair'> {
@@ -163,28 +185,35 @@ export function keyPairService(context: DigitalOceanContext): ResourceService<'k
       return (await list()).flatMap((key) => observed(key, environment) ?? []);
     },
     async create(resource, apply) {
-      try {
-        const { data } = await digitalocean('createSshKey', () =>
-          client.sshKey.createSshKey({ name: cloudName(apply.environment, resource.address), public_key: resource.properties.publicKey }),
-        );
-        return observed((data as unknown as { ssh_key: Key }).ssh_key, apply.environment) as ObservedResource<'keyPair'>;
-      } catch (error) {
-        if (!AlreadyExistsError.isInstance(error)) throw error;
-        const existing = (await list()).find((key) => key.public_key.split(/\s+/)[1] === resource.properties.publicKey.split(/\s+/)[1]);
-        const adopted = existing && observed(existing, apply.environment);
-        if (!adopted || adopted.address !== resource.address) {
-          throw new AlreadyExistsError(
-            `This public key is already an SSH key of the DigitalOcean account ("${existing?.name ?? 'unknown'}"), not this environment's. DigitalOcean allows a key once per account: delete that key or use another.`,
-            { provider: DIGITALOCEAN_PROVIDER_ID, resource: resource.address },
-          );
-        }
-        return adopted;
-      }
+      const ours = async () => (await list()).map((key) => observed(key, apply.environment)).find((entry) => entry?.address === resource.address);
+      return context.attempts.once(createKey(apply, resource.address), { find: ours, create: () => createSshKey(resource, apply) }, apply.signal);
     },
     async delete(current) {
       await ignoreNotFound(() => digitalocean('destroySshKey', () => client.sshKey.destroySshKey({ ssh_key_id: current.id })));
     },
   };
+
+  async function createSshKey(resource: DesiredResource<'keyPair'>, apply: ApplyContext): Promise<ObservedResource<'keyPair'>> {
+    try {
+      const { data } = await digitalocean('createSshKey', () =>
+        client.sshKey.createSshKey({ name: cloudName(apply.environment, resource.address), public_key: resource.properties.publicKey }),
+      );
+      return observed((data as unknown as { ssh_key: Key }).ssh_key, apply.environment) as ObservedResource<'keyPair'>;
+    } catch (error) {
+      if (digitalOceanErrorId(error) !== 'unprocessable_entity') throw error;
+      // A key is once per account: a retry after a lost response finds the one it made.
+      const existing = (await list()).find((key) => key.public_key.split(/\s+/)[1] === resource.properties.publicKey.split(/\s+/)[1]);
+      if (!existing && !AlreadyExistsError.isInstance(error)) throw error;
+      const adopted = existing && observed(existing, apply.environment);
+      if (!adopted || adopted.address !== resource.address) {
+        throw new AlreadyExistsError(
+          `This public key is already an SSH key of the DigitalOcean account ("${existing?.name ?? 'unknown'}"), not this environment's. DigitalOcean allows a key once per account: delete that key or use another.`,
+          { provider: DIGITALOCEAN_PROVIDER_ID, resource: resource.address },
+        );
+      }
+      return adopted;
+    }
+  }
 }
 
 /** Portable rules to DigitalOcean's, which have no "all" protocol and no descriptions. */
@@ -270,11 +299,12 @@ export function firewallService(context: DigitalOceanContext): ResourceService<'
     async create(resource, apply) {
       const { request, tags } = body(resource.name, resource.properties, apply.environment);
       await ensureTags(context, tags);
-      const existing = (await list()).find((firewall) => firewall.name === request.name);
-      const { data } = existing
-        ? await digitalocean('updateFirewall', () => client.firewall.updateFirewall({ ...request, id: existing.id } as never))
-        : await digitalocean('createFirewall', () => client.firewall.createFirewall(request as never));
-      const firewall = (data as unknown as { firewall: Firewall }).firewall;
+      // Made by an earlier attempt (its name says whose it is): its rules are set again, as asked now.
+      const earlier = await context.attempts.find(createKey(apply, resource.address), async () => (await list()).find((firewall) => firewall.name === request.name), apply.signal);
+      const firewallOf = ({ data }: { data: unknown }) => (data as { firewall: Firewall }).firewall;
+      const firewall = earlier
+        ? firewallOf(await digitalocean('updateFirewall', () => client.firewall.updateFirewall({ ...request, id: earlier.id } as never)))
+        : await context.attempts.remember(createKey(apply, resource.address), async () => firewallOf(await digitalocean('createFirewall', () => client.firewall.createFirewall(request as never))));
       return { ...(observed(firewall, apply.environment) as ObservedResource<'firewall'>), properties: resource.properties };
     },
     async update(resource, current, apply) {
@@ -290,6 +320,8 @@ export function firewallService(context: DigitalOceanContext): ResourceService<'
   };
 }
 
+/** A droplet action (OpenAPI actions/models/action.yml). */
+type DropletAction = { id: number; status: 'in-progress' | 'completed' | 'errored'; type: string };
 type Droplet = { id: number; name: string; status: string; size_slug: string; image?: { slug?: string }; tags: string[]; vpc_uuid: string; networks?: { v4?: Array<{ ip_address: string; type: string }> } };
 
 /** The droplet tags that say what the spec asked for. */
@@ -331,6 +363,7 @@ function observedDroplet(droplet: Droplet, environment: string): ObservedResourc
     },
     outputs: {
       dropletId: droplet.id,
+      hostname: droplet.name,
       status: droplet.status,
       privateIp: networks.find((network) => network.type === 'private')?.ip_address,
       publicIp: networks.find((network) => network.type === 'public')?.ip_address,
@@ -351,6 +384,26 @@ export function instanceService(context: DigitalOceanContext): ResourceService<'
       },
       signal,
     );
+  /**
+   * Renames the droplet (OpenAPI droplets/dropletActions_post.yml, `rename`) and waits for the
+   * action, which DigitalOcean runs asynchronously. An errored action is retryable: the executor
+   * runs the update again.
+   */
+  const rename = async (id: number, name: string, address: string, signal: AbortSignal) => {
+    const started = (await digitalocean('renameDroplet', () => client.droplet.renameDroplet({ droplet_id: id, name }))).data.action as unknown as DropletAction;
+    const action = await waitFor<DropletAction>(
+      context,
+      `the rename of droplet ${id} (${address}) to ${name}`,
+      async () => {
+        const current = (await digitalocean('getAction', () => client.action.getAction({ action_id: started.id }))).data.action as unknown as DropletAction;
+        return current.status === 'in-progress' ? { done: false, state: current.status } : { done: true, value: current };
+      },
+      signal,
+    );
+    if (action.status !== 'completed') {
+      throw new ArmadaError('Unknown', `The rename of droplet ${id} (${address}) to ${name} ended ${action.status} (action ${action.id}).`, { provider: DIGITALOCEAN_PROVIDER_ID, retryable: true });
+    }
+  };
   const retag = async (id: string, add: string[], remove: string[]) => {
     await ensureTags(context, add);
     const resources = [{ resource_id: id, resource_type: 'droplet' }];
@@ -368,36 +421,55 @@ export function instanceService(context: DigitalOceanContext): ResourceService<'
       const { properties } = resource;
       const tags = dropletTags(apply.environment, resource.address, properties);
       // No idempotency token on DigitalOcean: a retried create first looks for the droplet an
-      // earlier attempt made (its tags name its address), so a lost response never makes two.
-      const existing = await listAll<Droplet>(
-        'listDroplets',
-        (page) => client.droplet.listDroplets({ page, per_page: context.pageSize, tag_name: tag('armada:res', resource.address) }) as never,
-        'droplets',
-      ).then((droplets) => droplets.find((droplet) => droplet.tags.includes(tag('armada:env', apply.environment))));
+      // earlier attempt made (its tags name its address; see CreateAttempts), so a lost response
+      // never makes two.
+      const key = createKey(apply, resource.address);
+      const existing = await context.attempts.find(
+        key,
+        () =>
+          listAll<Droplet>(
+            'listDroplets',
+            (page) => client.droplet.listDroplets({ page, per_page: context.pageSize, tag_name: tag('armada:res', resource.address) }) as never,
+            'droplets',
+          ).then((droplets) => droplets.find((droplet) => droplet.tags.includes(tag('armada:env', apply.environment)))),
+        apply.signal,
+      );
       let id = existing?.id;
       if (id === undefined) {
-        const { data } = await whenVisible(context, `the VPC and key of ${resource.address} to be visible`, () =>
-          digitalocean('createDroplet', () =>
-          client.droplet.createDroplet({
-            name: hostName(resource.name),
-            region: context.region,
-            size: properties.size,
-            image: properties.image,
-            ssh_keys: properties.keyPair !== undefined ? [Number(apply.idOf(`keyPair.${properties.keyPair}`))] : [],
-            tags,
-            ...(properties.userData !== undefined ? { user_data: properties.userData } : {}),
-            // adapt() makes every instance depend on the environment's network: its VPC.
-            vpc_uuid: apply.idOf(networkAddressOf(resource.dependsOn, resource.address)),
-          } as never),
-          ),
-          apply.signal,
-        );
-        id = (data as unknown as { droplet: Droplet }).droplet.id;
+        // What is remembered is what `find` finds: the droplet.
+        const droplet = await context.attempts.remember(key, async () => {
+          const { data } = await whenVisible(
+            context,
+            `the VPC and key of ${resource.address} to be visible`,
+            () =>
+              digitalocean('createDroplet', () =>
+                client.droplet.createDroplet({
+                  name: hostName(resource.name),
+                  region: context.region,
+                  size: properties.size,
+                  image: properties.image,
+                  ssh_keys: properties.keyPair !== undefined ? [Number(apply.idOf(`keyPair.${properties.keyPair}`))] : [],
+                  tags,
+                  ...(properties.userData !== undefined ? { user_data: properties.userData } : {}),
+                  // adapt() makes every instance depend on the environment's network: its VPC.
+                  vpc_uuid: apply.idOf(networkAddressOf(resource.dependsOn, resource.address)),
+                } as never),
+              ),
+            apply.signal,
+          );
+          return (data as unknown as { droplet: Droplet }).droplet;
+        });
+        id = droplet.id;
       }
       const active = await waitActive(id, resource.address, apply.signal);
       return { ...(observedDroplet(active, apply.environment) as ObservedResource<'instance'>), properties };
     },
     async update(resource, current, apply) {
+      // Kept under a new address (count scaling: `web` is now `web-1`): the droplet takes the new
+      // name. Renamed first: were the tags moved first and the rename then failed, the droplet
+      // would be found under its new address with nothing left to update, and keep its old name.
+      const hostname = hostName(resource.name);
+      if (current.outputs.hostname !== hostname) await rename(Number(current.id), hostname, resource.address, apply.signal);
       const wanted = dropletTags(apply.environment, resource.address, resource.properties);
       const had = dropletTags(apply.environment, current.address, current.properties);
       await retag(
@@ -405,7 +477,7 @@ export function instanceService(context: DigitalOceanContext): ResourceService<'
         wanted.filter((name) => !had.includes(name)),
         had.filter((name) => !wanted.includes(name) && !name.startsWith('armada:userdata:')),
       );
-      return { ...current, properties: resource.properties };
+      return { ...current, properties: resource.properties, outputs: { ...current.outputs, hostname } };
     },
     async delete(current, apply) {
       await ignoreNotFound(() => digitalocean('deleteDroplet', () => client.droplet.deleteDroplet({ droplet_id: Number(current.id) })));

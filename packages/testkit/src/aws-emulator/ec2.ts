@@ -1,13 +1,15 @@
 /**
  * EC2 state and actions for one region, enforcing the rules the providers depend on: CIDR
  * containment and overlap, duplicates, dependency violations on delete, unknown ids as
- * `*.NotFound`, ClientToken idempotency, pagination, instance states over time, and eventual
- * consistency (new ids invisible to Describe calls for a while).
+ * `*.NotFound`, ClientToken idempotency, pagination, instance states over time, eventual
+ * consistency (new ids invisible to Describe calls for a while), instance types offered per
+ * zone, and EC2's limits on tags and security group rules.
  */
 import { createHash } from 'node:crypto';
 import { cidrContains, cidrsOverlap, parseCidr, type Cidr } from '@armada/core';
 import type { FaultInjector, PortableOperation } from '../faults.js';
 import { type QueryReader, wildcardMatches, type XmlValue } from './wire.js';
+import type { Zone, ZoneCatalogue } from './zones.js';
 
 export const OWNER_ID = '123456789012';
 
@@ -47,7 +49,7 @@ interface RouteTable extends Entity {
   routes: Array<{ destination: string; gatewayId: string }>;
   associations: Array<{ id: string; subnetId?: string; main: boolean }>;
 }
-/** One permission per peer, as the emulator keeps them. */
+/** One permission per peer, as the emulator keeps them (Describe merges them as EC2 does). */
 interface Permission {
   protocol: string;
   fromPort: number | undefined;
@@ -101,15 +103,44 @@ export interface Ec2Timing {
 
 const STATE_CODES: Record<string, number> = { pending: 0, running: 16, 'shutting-down': 32, terminated: 48 };
 
-function tagsFrom(reader: QueryReader, resourceType: string): Tags {
-  const tags: Tags = {};
-  for (const specification of reader.objects('TagSpecification')) {
-    if (specification.string('ResourceType') !== resourceType) continue;
-    for (const tag of specification.objects('Tag')) {
-      const key = tag.string('Key');
-      if (key) tags[key] = tag.string('Value') ?? '';
-    }
+/** Tag limits, from AWS's "Tag your Amazon EC2 resources" (tag restrictions). */
+const MAX_TAGS = 50;
+const MAX_TAG_KEY = 128;
+const MAX_TAG_VALUE = 256;
+/** Inbound (and, apart, outbound) rules per security group: each CIDR and each group reference is one (Amazon VPC quotas). */
+const MAX_RULES = 60;
+
+/** `Tag.N.Key` / `Tag.N.Value` pairs, as TagSpecification and CreateTags send them. */
+function tagList(tags: QueryReader[]): Tags {
+  const result: Tags = {};
+  for (const tag of tags) {
+    const key = tag.string('Key');
+    if (key) result[key] = tag.string('Value') ?? '';
   }
+  return result;
+}
+
+/**
+ * What EC2 refuses of tags added to a resource that has `existing`: a reserved `aws:` key, a key
+ * over 128 or a value over 256 characters (InvalidParameterValue), more than 50 tags (TagLimitExceeded).
+ */
+function checkTags(added: Tags, existing: Tags = {}): void {
+  for (const [key, value] of Object.entries(added)) {
+    if (key.toLowerCase().startsWith('aws:')) {
+      throw new AwsFault('InvalidParameterValue', `Value ( ${key} ) for parameter key is invalid. Tag keys starting with 'aws:' are reserved for internal use`);
+    }
+    if ([...key].length > MAX_TAG_KEY) throw new AwsFault('InvalidParameterValue', `Tag key exceeds the maximum length of ${MAX_TAG_KEY} characters.`);
+    if ([...value].length > MAX_TAG_VALUE) throw new AwsFault('InvalidParameterValue', `Tag value exceeds the maximum length of ${MAX_TAG_VALUE} characters.`);
+  }
+  if (new Set([...Object.keys(existing), ...Object.keys(added)]).size > MAX_TAGS) {
+    throw new AwsFault('TagLimitExceeded', 'The maximum number of Tags for a resource has been reached.');
+  }
+}
+
+function tagsFrom(reader: QueryReader, resourceType: string): Tags {
+  const specifications = reader.objects('TagSpecification').filter((specification) => specification.string('ResourceType') === resourceType);
+  const tags = tagList(specifications.flatMap((specification) => specification.objects('Tag')));
+  checkTags(tags);
   return tags;
 }
 
@@ -119,6 +150,38 @@ function cidrOf(text: string | undefined, code: string): Cidr {
   const parsed = parseCidr(text ?? '');
   if (!parsed.ok) throw new AwsFault(code, `The CIDR '${text}' is invalid.`);
   return parsed.cidr;
+}
+
+/** "A unique, case-sensitive string of up to 64 ASCII characters" (AWS docs, "Ensuring idempotency"), printable here. */
+function clientTokenOf(reader: QueryReader): string | undefined {
+  const token = reader.string('ClientToken');
+  if (token !== undefined && (token.length > 64 || !/^[ -~]*$/.test(token))) {
+    throw new AwsFault('InvalidParameterValue', `Value (${token}) for parameter clientToken is invalid. The client token must be up to 64 ASCII characters.`);
+  }
+  return token;
+}
+
+/**
+ * OpenSSH public key text as ImportKeyPair takes it: "an RSA or ED25519 key pair" (AWS docs,
+ * ImportKeyPair), its base64 blob starting with the same type name (moto test_key_pairs.py
+ * refuses garbage and DSA keys).
+ */
+function isOpenSshKey(type: string, body: string): boolean {
+  if (!/^ssh-(rsa|ed25519)$/.test(type) || !/^[A-Za-z0-9+/]+={0,2}$/.test(body)) return false;
+  const blob = Buffer.from(body, 'base64');
+  return blob.length > 4 && blob.subarray(4, 4 + blob.readUInt32BE(0)).toString('latin1') === type;
+}
+
+/** Filters: values ORed, filters ANDed, wildcards; `fields` gives an item's values for a filter name (undefined: no such filter). */
+function matching<T>(items: Iterable<T>, reader: QueryReader, fields: (item: T, name: string) => string[] | undefined): T[] {
+  const filters = reader.objects('Filter').map((filter) => ({ name: filter.string('Name') ?? '', values: filter.strings('Value') }));
+  return [...items].filter((item) =>
+    filters.every(({ name, values }) => {
+      const candidates = fields(item, name);
+      if (candidates === undefined) throw new AwsFault('InvalidParameterValue', `The filter '${name}' is invalid`);
+      return candidates.some((candidate) => values.some((pattern) => wildcardMatches(pattern, candidate)));
+    }),
+  );
 }
 
 function required(reader: QueryReader, key: string): string {
@@ -144,7 +207,9 @@ export class Ec2Region {
     private readonly faults: FaultInjector,
     private readonly timing: Ec2Timing,
     private readonly images: readonly Image[],
-    private readonly offerings: readonly string[],
+    private readonly catalogue: ZoneCatalogue,
+    /** Seeded: which zone CreateSubnet picks when none is asked for. */
+    private readonly random: () => number,
   ) {}
 
   private id(prefix: string): string {
@@ -172,26 +237,12 @@ export class Ec2Region {
     return this.stateOf(instance) !== 'terminated';
   }
 
-  /** Filters: values ORed, filters ANDed, wildcards, tag:<key> and tag-key. */
+  /** The visible items matching the filters, which also take tag:<key> and tag-key. */
   private filtered<T extends Entity>(items: Iterable<T>, reader: QueryReader, fields: (item: T, name: string) => string[] | undefined): T[] {
-    const filters = reader.objects('Filter').map((filter) => ({ name: filter.string('Name') ?? '', values: filter.strings('Value') }));
-    const result: T[] = [];
-    for (const item of items) {
-      if (!this.visible(item)) continue;
-      const matches = filters.every(({ name, values }) => {
-        const candidates = name.startsWith('tag:')
-          ? item.tags[name.slice(4)] === undefined
-            ? []
-            : [item.tags[name.slice(4)] as string]
-          : name === 'tag-key'
-            ? Object.keys(item.tags)
-            : fields(item, name);
-        if (candidates === undefined) throw new AwsFault('InvalidParameterValue', `The filter '${name}' is invalid`);
-        return candidates.some((candidate) => values.some((pattern) => wildcardMatches(pattern, candidate)));
-      });
-      if (matches) result.push(item);
-    }
-    return result;
+    return matching([...items].filter((item) => this.visible(item)), reader, (item, name) => {
+      if (name.startsWith('tag:')) return item.tags[name.slice(4)] === undefined ? [] : [item.tags[name.slice(4)] as string];
+      return name === 'tag-key' ? Object.keys(item.tags) : fields(item, name);
+    });
   }
 
   /** MaxResults / NextToken over a list; the token is opaque to clients. */
@@ -212,6 +263,45 @@ export class Ec2Region {
   private byIds<T extends Entity>(map: Map<string, T>, ids: string[], code: string, what: string): T[] | undefined {
     if (ids.length === 0) return undefined;
     return ids.map((id) => this.find(map, id, code, what));
+  }
+
+  private offeringsBy(locationType: string): Array<{ instanceType: string; location: string }> {
+    const offered = [...this.catalogue.offerings];
+    if (locationType === 'region') return offered.filter(([, zones]) => zones.length > 0).map(([instanceType]) => ({ instanceType, location: this.region }));
+    const location = locationType === 'availability-zone' ? (zone: Zone) => zone.name : locationType === 'availability-zone-id' ? (zone: Zone) => zone.id : undefined;
+    if (!location) throw new AwsFault('InvalidParameterValue', `Value (${locationType}) for parameter locationType is invalid.`);
+    return this.catalogue.zones.flatMap((zone) => offered.filter(([, zones]) => zones.includes(zone.name)).map(([instanceType]) => ({ instanceType, location: location(zone) })));
+  }
+
+  /**
+   * What EC2 launches where: a type it does not know is an invalid value; a type the subnet's zone
+   * does not offer is Unsupported, naming the zones that do.
+   */
+  private checkOffered(instanceType: string, zone: string): void {
+    const zones = this.catalogue.offerings.get(instanceType);
+    if (!zones) throw new AwsFault('InvalidParameterValue', `Invalid value '${instanceType}' for InstanceType.`);
+    if (zones.includes(zone)) return;
+    if (zones.length === 0) throw new AwsFault('Unsupported', 'The requested configuration is currently not supported. Please check the documentation for supported configurations.');
+    throw new AwsFault(
+      'Unsupported',
+      `Your requested instance type (${instanceType}) is not supported in your requested Availability Zone (${zone}). Please retry your request by not specifying an Availability Zone or choosing ${zones.join(', ')}.`,
+    );
+  }
+
+  /** The zone a subnet is asked for, by name or id; none asked for, EC2 picks one ("Default: AWS selects one for you"). */
+  private subnetZone(reader: QueryReader): Zone {
+    const { zones } = this.catalogue;
+    const name = reader.string('AvailabilityZone');
+    const id = reader.string('AvailabilityZoneId');
+    if (name === undefined && id === undefined) return zones[Math.floor(this.random() * zones.length)] as Zone;
+    const zone = zones.find((candidate) => (name !== undefined ? candidate.name === name : candidate.id === id));
+    if (!zone) {
+      throw new AwsFault(
+        'InvalidParameterValue',
+        `Value (${name ?? id}) for parameter availabilityZone is invalid. Subnets can currently only be created in the following availability zones: ${zones.map((candidate) => candidate.name).join(', ')}.`,
+      );
+    }
+    return zone;
   }
 
   // --- XML shapes ---------------------------------------------------------------------------
@@ -237,7 +327,7 @@ export class Ec2Region {
       vpcId: subnet.vpcId,
       cidrBlock: subnet.cidr,
       availabilityZone: subnet.zone,
-      availabilityZoneId: `${subnet.zone}-id`,
+      availabilityZoneId: this.catalogue.zones.find((zone) => zone.name === subnet.zone)?.id,
       availableIpAddressCount: 250,
       defaultForAz: false,
       mapPublicIpOnLaunch: subnet.mapPublicIp,
@@ -278,16 +368,23 @@ export class Ec2Region {
     };
   }
 
+  /**
+   * As EC2 answers them: one IpPermission per protocol and port range, listing every peer of it,
+   * each with its own description (moto's aws-verified
+   * test_authorize_security_group_rules_with_different_ipranges_or_prefixes).
+   */
   private permissionsXml(permissions: Permission[]): XmlValue {
-    return permissions.map((permission) => ({
-      ipProtocol: permission.protocol,
-      fromPort: permission.fromPort,
-      toPort: permission.toPort,
-      groups: permission.groupId ? [{ userId: OWNER_ID, groupId: permission.groupId, description: permission.description }] : [],
-      ipRanges: permission.cidr ? [{ cidrIp: permission.cidr, description: permission.description }] : [],
-      ipv6Ranges: permission.cidrIpv6 ? [{ cidrIpv6: permission.cidrIpv6, description: permission.description }] : [],
-      prefixListIds: [],
-    }));
+    const merged = new Map<string, { ipProtocol: string; fromPort?: number; toPort?: number; groups: XmlValue[]; ipRanges: XmlValue[]; ipv6Ranges: XmlValue[] }>();
+    for (const permission of permissions) {
+      const key = `${permission.protocol}/${permission.fromPort}/${permission.toPort}`;
+      const entry = merged.get(key) ?? { ipProtocol: permission.protocol, fromPort: permission.fromPort, toPort: permission.toPort, groups: [], ipRanges: [], ipv6Ranges: [] };
+      merged.set(key, entry);
+      const { description } = permission;
+      if (permission.groupId) entry.groups.push({ userId: OWNER_ID, groupId: permission.groupId, description });
+      if (permission.cidr) entry.ipRanges.push({ cidrIp: permission.cidr, description });
+      if (permission.cidrIpv6) entry.ipv6Ranges.push({ cidrIpv6: permission.cidrIpv6, description });
+    }
+    return [...merged.values()].map((entry) => ({ ...entry, prefixListIds: [] }));
   }
 
   private groupXml(group: SecurityGroup): XmlValue {
@@ -383,13 +480,33 @@ export class Ec2Region {
 
   private readonly actions: Record<string, (reader: QueryReader) => XmlValue> = {
     DescribeRegions: () => ({ regionInfo: [] }),
-    DescribeAvailabilityZones: () => ({
-      availabilityZoneInfo: ['a', 'b', 'c'].map((letter) => ({ zoneName: `${this.region}${letter}`, zoneState: 'available', regionName: this.region, zoneId: `${this.region}-az${letter}` })),
-    }),
+    DescribeAvailabilityZones: (reader) => {
+      const names = reader.strings('ZoneName');
+      const ids = reader.strings('ZoneId');
+      for (const name of names) if (!this.catalogue.zones.some((zone) => zone.name === name)) throw new AwsFault('InvalidParameterValue', `The zone '${name}' does not exist.`);
+      const zones = this.catalogue.zones.filter((zone) => (names.length === 0 || names.includes(zone.name)) && (ids.length === 0 || ids.includes(zone.id)));
+      const fields = (zone: Zone, name: string) =>
+        ({ 'zone-name': [zone.name], 'zone-id': [zone.id], state: ['available'], 'region-name': [this.region], 'group-name': [this.region], 'zone-type': ['availability-zone'] })[name];
+      return {
+        availabilityZoneInfo: matching(zones, reader, fields).map((zone) => ({
+          optInStatus: 'opt-in-not-required',
+          zoneName: zone.name,
+          zoneId: zone.id,
+          groupName: this.region,
+          networkBorderGroup: this.region,
+          zoneType: 'availability-zone',
+          zoneState: 'available',
+          regionName: this.region,
+          messageSet: [],
+        })),
+      };
+    },
+    /** Per zone (LocationType availability-zone or availability-zone-id), or per region (the default): a type any zone offers. */
     DescribeInstanceTypeOfferings: (reader) => {
-      const wanted = reader.objects('Filter').find((filter) => filter.string('Name') === 'instance-type')?.strings('Value');
-      const types = this.offerings.filter((type) => !wanted || wanted.some((pattern) => wildcardMatches(pattern, type)));
-      return { instanceTypeOfferingSet: types.map((instanceType) => ({ instanceType, locationType: 'region', location: this.region })) };
+      const locationType = reader.string('LocationType') ?? 'region';
+      const offerings = matching(this.offeringsBy(locationType), reader, (offering, name) => ({ 'instance-type': [offering.instanceType], location: [offering.location] })[name]);
+      const page = this.page(offerings, reader);
+      return { instanceTypeOfferingSet: page.items.map((offering) => ({ ...offering, locationType })), nextToken: page.nextToken };
     },
     DescribeImages: (reader) => {
       const owners = reader.strings('Owner');
@@ -485,8 +602,7 @@ export class Ec2Region {
       if (!cidrContains(cidrOf(vpc.cidr, 'InvalidVpc.Range'), cidr)) throw new AwsFault('InvalidSubnet.Range', `The CIDR '${cidrText}' is invalid.`);
       const conflict = [...this.subnets.values()].find((subnet) => subnet.vpcId === vpc.id && cidrsOverlap(cidrOf(subnet.cidr, 'InvalidSubnet.Range'), cidr));
       if (conflict) throw new AwsFault('InvalidSubnet.Conflict', `The CIDR '${cidrText}' conflicts with another subnet`);
-      const zone = reader.string('AvailabilityZone') ?? `${this.region}a`;
-      if (!zone.startsWith(this.region)) throw new AwsFault('InvalidParameterValue', `Value (${zone}) for parameter availabilityZone is invalid.`);
+      const zone = this.subnetZone(reader).name;
       const subnet: Subnet = { id: this.id('subnet'), vpcId: vpc.id, cidr: cidrText, zone, mapPublicIp: false, nextHost: 4, tags: tagsFrom(reader, 'subnet'), createdAt: performance.now() };
       this.subnets.set(subnet.id, subnet);
       return { subnet: this.subnetXml(subnet) };
@@ -554,7 +670,7 @@ export class Ec2Region {
     CreateRouteTable: (reader) => {
       const vpc = this.find(this.vpcs, required(reader, 'VpcId'), 'InvalidVpcID.NotFound', 'vpc');
       // CreateRouteTable is idempotent by ClientToken, like RunInstances.
-      const token = reader.string('ClientToken');
+      const token = clientTokenOf(reader);
       const replayed = token === undefined ? undefined : this.routeTables.get(this.routeTableTokens.get(token) ?? '');
       const table: RouteTable = replayed ?? { id: this.id('rtb'), vpcId: vpc.id, routes: [], associations: [], tags: tagsFrom(reader, 'route-table'), createdAt: performance.now() };
       if (!replayed) {
@@ -597,8 +713,12 @@ export class Ec2Region {
     AssociateRouteTable: (reader) => {
       const table = this.find(this.routeTables, required(reader, 'RouteTableId'), 'InvalidRouteTableID.NotFound', 'routeTable');
       const subnet = this.find(this.subnets, required(reader, 'SubnetId'), 'InvalidSubnetID.NotFound', 'subnet');
-      const taken = [...this.routeTables.values()].find((other) => other.associations.some((association) => association.subnetId === subnet.id));
-      if (taken) throw new AwsFault('Resource.AlreadyAssociated', `the specified association for route table ${taken.id} conflicts with an existing association`);
+      const holder = [...this.routeTables.values()].find((other) => other.associations.some((association) => association.subnetId === subnet.id));
+      const existing = holder?.associations.find((association) => association.subnetId === subnet.id);
+      // Associating again with the same table is no error: EC2 answers the existing association
+      // (moto test_route_tables.py, test_route_table_associations). Another table's subnet is.
+      if (holder === table && existing) return { associationId: existing.id, associationState: { state: 'associated' } };
+      if (holder) throw new AwsFault('Resource.AlreadyAssociated', `the specified association for route table ${table.id} conflicts with an existing association`);
       const association = { id: this.id('rtbassoc'), subnetId: subnet.id, main: false };
       table.associations.push(association);
       return { associationId: association.id, associationState: { state: 'associated' } };
@@ -671,9 +791,12 @@ export class Ec2Region {
 
     ImportKeyPair: (reader) => {
       const name = required(reader, 'KeyName');
-      const material = Buffer.from(required(reader, 'PublicKeyMaterial'), 'base64').toString('utf8').trim();
+      // Empty key material is a bad key, not a missing parameter (moto test_key_pairs_invalid).
+      const encoded = reader.string('PublicKeyMaterial');
+      if (encoded === undefined) throw new AwsFault('MissingParameter', 'The request must contain the parameter PublicKeyMaterial');
+      const material = Buffer.from(encoded, 'base64').toString('utf8').trim();
       const [type, body] = material.split(/\s+/);
-      if (!type || !body || !/^(ssh-rsa|ssh-ed25519|ecdsa-sha2-nistp\d+)$/.test(type)) throw new AwsFault('InvalidKey.Format', 'Key is not in valid OpenSSH public key format');
+      if (!type || !body || !isOpenSshKey(type, body)) throw new AwsFault('InvalidKeyPair.Format', 'Key is not in valid OpenSSH public key format');
       if ([...this.keyPairs.values()].some((keyPair) => keyPair.name === name)) throw new AwsFault('InvalidKeyPair.Duplicate', `The keypair '${name}' already exists.`);
       const fingerprint = `${createHash('sha256').update(Buffer.from(body, 'base64')).digest('base64').replace(/=+$/, '')}`;
       const keyPair: KeyPair = { id: this.id('key'), name, fingerprint, publicKey: `${type} ${body}`, tags: tagsFrom(reader, 'key-pair'), createdAt: performance.now() };
@@ -717,7 +840,7 @@ export class Ec2Region {
     },
 
     RunInstances: (reader) => {
-      const token = reader.string('ClientToken');
+      const token = clientTokenOf(reader);
       const parameters = JSON.stringify(Object.entries(reader.data).filter(([key]) => key !== 'ClientToken').sort(([a], [b]) => a.localeCompare(b)));
       if (token) {
         const previous = this.clientTokens.get(token);
@@ -730,14 +853,12 @@ export class Ec2Region {
       const imageId = required(reader, 'ImageId');
       if (!this.images.some((image) => image.imageId === imageId)) throw new AwsFault('InvalidAMIID.NotFound', `The image id '[${imageId}]' does not exist`);
       const instanceType = reader.string('InstanceType') ?? 'm1.small';
-      if (!this.offerings.includes(instanceType)) {
-        throw new AwsFault('Unsupported', `Your requested instance type (${instanceType}) is not supported in your requested Availability Zone (${this.region}a).`);
-      }
       // The subnet, groups and public IP come either top-level or on the first network interface.
       const networkInterface = reader.objects('NetworkInterface')[0];
       const subnetId = networkInterface?.string('SubnetId') ?? reader.string('SubnetId');
       if (subnetId === undefined) throw new AwsFault('MissingParameter', 'The request must contain the parameter SubnetId (or NetworkInterface.1.SubnetId)');
       const subnet = this.find(this.subnets, subnetId, 'InvalidSubnetID.NotFound', 'subnet');
+      this.checkOffered(instanceType, subnet.zone);
       const groupIds = networkInterface ? networkInterface.strings('SecurityGroupId') : reader.strings('SecurityGroupId');
       if (networkInterface && reader.strings('SecurityGroupId').length > 0) {
         throw new AwsFault('InvalidParameterCombination', 'Network interfaces and an instance-level security groups may not be specified on the same request');
@@ -829,12 +950,10 @@ export class Ec2Region {
 
     CreateTags: (reader) => {
       const targets = reader.strings('ResourceId').map((id) => this.entity(id));
-      for (const target of targets) {
-        for (const tag of reader.objects('Tag')) {
-          const key = tag.string('Key');
-          if (key) target.tags[key] = tag.string('Value') ?? '';
-        }
-      }
+      const tags = tagList(reader.objects('Tag'));
+      // All or nothing: one resource over its limit tags none.
+      for (const target of targets) checkTags(tags, target.tags);
+      for (const target of targets) Object.assign(target.tags, tags);
       return { return: true };
     },
     DeleteTags: (reader) => {
@@ -885,7 +1004,12 @@ export class Ec2Region {
         throw new AwsFault('InvalidPermission.Duplicate', `the specified rule "peer: ${permission.cidr ?? permission.groupId}, ${permission.protocol.toUpperCase()}, from port: ${permission.fromPort}, to port: ${permission.toPort}, ALLOW" already exists`);
       }
     }
-    group[direction].push(...permissions);
+    const rules = [...group[direction], ...permissions];
+    // Counted apart for IPv4 and IPv6; a group reference counts in both (Amazon VPC quotas).
+    if (rules.filter((rule) => rule.cidrIpv6 === undefined).length > MAX_RULES || rules.filter((rule) => rule.cidr === undefined).length > MAX_RULES) {
+      throw new AwsFault('RulesPerSecurityGroupLimitExceeded', 'The maximum number of rules per security group has been reached.');
+    }
+    group[direction] = rules;
     return {
       return: true,
       securityGroupRuleSet: permissions.map((permission) => ({

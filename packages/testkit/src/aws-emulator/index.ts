@@ -6,15 +6,19 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { startLoopbackServer } from '../loopback-server.js';
-import { FaultInjector, LostResponseError } from '../faults.js';
+import { FaultInjector, LostResponseError, seededRandom } from '../faults.js';
 import { AwsFault, Ec2Region, type Image } from './ec2.js';
 import { Route53State } from './route53.js';
 import { QueryReader, decodeQuery, escapeXml, toXml } from './wire.js';
+import { zoneCatalogue } from './zones.js';
 
 export interface AwsEmulatorOptions {
   regions?: string[];
-  /** Instance types offered per region. Default: the same list everywhere but eu-west-1, which lacks m3.medium. */
-  instanceTypeOfferings?: Record<string, string[]>;
+  /**
+   * Per region, instance type -> the zones that offer it (`[]`: none), replacing the built-in
+   * table's entry for that type (see zones.ts: EC2's offerings per zone, from moto's data).
+   */
+  instanceTypeOfferings?: Record<string, Record<string, string[]>>;
   /** Accepted access key ids; default any. Another key gets 401 AuthFailure. */
   accessKeyIds?: string[];
   /** pending -> running, and shutting-down -> terminated (default 200 ms each). */
@@ -22,6 +26,7 @@ export interface AwsEmulatorOptions {
   terminateMs?: number;
   /** Route 53 change PENDING -> INSYNC (default 100 ms). */
   changeSyncMs?: number;
+  /** Seeds the faults, and the zone CreateSubnet picks when asked for none. */
   seed?: number;
 }
 
@@ -36,8 +41,6 @@ export interface AwsEmulator {
   calls(action?: string): number;
   close(): Promise<void>;
 }
-
-const TYPES = ['t3.nano', 't3.micro', 't3.small', 't3.medium', 't3.large', 't3.xlarge', 'm3.medium', 'm3.large', 'm5.large', 'm5.xlarge', 'm5.2xlarge', 'm5.4xlarge'];
 
 /** Public images as their owners name them, two builds each so "the newest" means something. */
 export const EMULATED_IMAGES: readonly Image[] = [
@@ -59,8 +62,9 @@ function credentialScope(request: IncomingMessage): { accessKeyId: string; regio
 
 export async function startAwsEmulator(options: AwsEmulatorOptions = {}): Promise<AwsEmulator> {
   const regions = options.regions ?? ['us-east-1', 'us-west-2', 'eu-west-1'];
+  const seed = options.seed ?? 42;
   const faults = new FaultInjector({
-    seed: options.seed ?? 42,
+    seed,
     throttleError: (label) =>
       label.startsWith('Route53:') ? new AwsFault('Throttling', 'Rate exceeded', 400) : new AwsFault('RequestLimitExceeded', 'Request limit exceeded.', 503),
   });
@@ -68,7 +72,7 @@ export async function startAwsEmulator(options: AwsEmulatorOptions = {}): Promis
   const ec2 = new Map(
     regions.map((region) => [
       region,
-      new Ec2Region(region, faults, timing, EMULATED_IMAGES, options.instanceTypeOfferings?.[region] ?? (region === 'eu-west-1' ? TYPES.filter((type) => type !== 'm3.medium') : TYPES)),
+      new Ec2Region(region, faults, timing, EMULATED_IMAGES, zoneCatalogue(region, options.instanceTypeOfferings?.[region]), seededRandom(seed)),
     ]),
   );
   const route53 = new Route53State(options.changeSyncMs ?? 100);

@@ -2,21 +2,27 @@
  * A wire-level emulator of the DigitalOcean API v2 on 127.0.0.1, for the real `dots-wrapper`
  * client: `createApiClient({ token, endpoint: `${emulator.endpoint}/v2` })`. It keeps DigitalOcean's
  * JSON shapes, pagination (`links.pages`, `meta.total`), rate-limit headers, error bodies, droplets
- * going from new to active, and the rules the provider meets: VPC ranges that may not overlap, a
- * VPC with members cannot be deleted (403), tags named by a firewall must exist, tag names follow
- * DigitalOcean's pattern, and new resources may be invisible for a while (eventual consistency).
+ * going from new to active, droplet actions (`rename`) going from in-progress to completed, the
+ * fields DigitalOcean's OpenAPI models require in every reply, and the rules the provider meets:
+ * VPC ranges (RFC 1918, /16 to /28, outside DigitalOcean's reserved ranges, not overlapping; see
+ * vpc-ranges.ts), a VPC with members cannot be deleted (403), tags named by a firewall must
+ * exist, tag names follow DigitalOcean's pattern, and new resources may be invisible for a while
+ * (eventual consistency).
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { cidrContains, cidrsOverlap, parseCidr, type Cidr } from '@armada/core';
+import { parseCidr } from '@armada/core';
 import { startLoopbackServer } from '../loopback-server.js';
 import { FaultInjector, LostResponseError, type PortableOperation } from '../faults.js';
+import { freeRange, ipv4, rangeRefusal } from './vpc-ranges.js';
 
 export interface DigitalOceanEmulatorOptions {
   /** Accepted API tokens; default: any non-empty token. */
   tokens?: string[];
   /** new -> active (default 200 ms). */
   bootMs?: number;
+  /** A droplet action (a rename) in-progress -> completed (default 50 ms). */
+  actionMs?: number;
   /** `retry-after` on a throttled (429) reply, in seconds (default 1). */
   retryAfterSeconds?: number;
   seed?: number;
@@ -39,6 +45,8 @@ class ApiError extends Error {
     readonly status: number,
     readonly id: string,
     message: string,
+    /** A body other than the usual `{ id, message, request_id }`, for the endpoints that answer another. */
+    readonly body?: Record<string, unknown>,
   ) {
     super(message);
   }
@@ -92,12 +100,8 @@ const TAG_PATTERN = /^[a-zA-Z0-9_\-:]{1,255}$/;
 const FIREWALL_NAME = /^[a-zA-Z0-9][a-zA-Z0-9.-]+$/;
 /** Droplet names are hostnames (OpenAPI droplet_create `name`): letters, numbers, "." and "-", not starting or ending with either. */
 const HOSTNAME = /^(?=.{1,255}$)[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?$/;
-/** VPC ranges are private (OpenAPI vpc `ip_range`: "an RFC1918 network range"). */
-const RFC1918: Cidr[] = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16'].map((text) => {
-  const parsed = parseCidr(text);
-  if (!parsed.ok) throw new Error(parsed.reason);
-  return parsed.cidr;
-});
+/** What the tag model's `resources` counts (OpenAPI tags/models/tags.yml; tags_new.yml shows each, at 0). */
+const TAGGABLE = ['droplets', 'images', 'volumes', 'volume_snapshots', 'databases'];
 
 interface Visible {
   createdAt: number;
@@ -155,10 +159,30 @@ interface DomainRecord {
   flags: number | null;
   tag: string | null;
 }
+/**
+ * A droplet action (OpenAPI actions/models/action.yml): in-progress, then completed once its time
+ * is up, when its effect lands (a rename's new name).
+ */
+interface Action {
+  id: number;
+  type: string;
+  dropletId: number;
+  region: string;
+  startedAt: number;
+  takesMs: number;
+  effect?: () => void;
+  completedAt?: number;
+}
 
+/** `GET droplets :id actions`, `GET domains :id records :id`: the route of a path, ids generalized. */
+function routeKey(method: string, parts: string[]): string {
+  return [method, ...parts.map((part, index) => (index % 2 === 1 ? ':id' : part))].join(' ');
+}
 
-function operationOf(method: string, resource: string): PortableOperation {
+function operationOf(method: string, resource: string, sub: string | undefined): PortableOperation {
   if (method === 'GET') return 'describe';
+  // An action changes the droplet it acts on.
+  if (resource === 'droplets' && sub === 'actions') return 'updateInstance';
   const table: Record<string, [PortableOperation, PortableOperation, PortableOperation]> = {
     vpcs: ['createNetwork', 'createNetwork', 'deleteNetwork'],
     droplets: ['createInstance', 'updateInstance', 'deleteInstance'],
@@ -178,12 +202,14 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
     throttleError: () => new ApiError(429, 'too_many_requests', 'API Rate limit exceeded.'),
   });
   const bootMs = options.bootMs ?? 200;
+  const actionMs = options.actionMs ?? 50;
   const vpcs = new Map<string, Vpc>();
   const droplets = new Map<number, Droplet>();
   const keys = new Map<number, SshKey>();
   const firewalls = new Map<string, Firewall>();
   const tags = new Set<string>();
   const domains = new Map<string, DomainRecord[]>();
+  const actions = new Map<number, Action>();
   const calls = new Map<string, number>();
   let sequence = 100;
   let remaining = 5000;
@@ -196,6 +222,11 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
     return shown;
   };
   const unprocessable = (message: string) => new ApiError(422, 'unprocessable_entity', message);
+  const isoOf = (at: number) => new Date(performance.timeOrigin + at).toISOString();
+  function requireHostname(name: string): string {
+    if (!HOSTNAME.test(name)) throw unprocessable(`name "${name}" is invalid: a Droplet's name must be a valid hostname (letters, numbers, "." and "-")`);
+    return name;
+  }
 
   function page<T>(url: URL, key: string, items: T[]): Record<string, unknown> {
     const perPage = Math.min(Math.max(Number(url.searchParams.get('per_page') ?? 20), 1), 200);
@@ -213,6 +244,57 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
     return { [key]: items.slice((current - 1) * perPage, current * perPage), links: Object.keys(pages).length ? { pages } : {}, meta: { total: items.length } };
   }
 
+  /** The region model (OpenAPI regions/models/region.yml), also embedded in droplets and actions. */
+  const regionJson = (slug: string) => ({
+    slug,
+    name: REGIONS.find((region) => region.slug === slug)?.name,
+    sizes: SIZES.filter((size) => size.regions.includes(slug)).map((size) => size.slug),
+    features: ['private_networking', 'backups', 'ipv6', 'metadata'],
+    available: true,
+  });
+  const vpcJson = (vpc: Vpc) => ({
+    id: vpc.id,
+    urn: `do:vpc:${vpc.id}`,
+    name: vpc.name,
+    description: vpc.description,
+    region: vpc.region,
+    ip_range: vpc.ip_range,
+    default: vpc.default,
+    created_at: isoOf(vpc.createdAt),
+  });
+  /** `resources` counts what carries the tag, by kind; only droplets are emulated. */
+  function tagJson(name: string, origin: string) {
+    const tagged = [...droplets.values()].filter((droplet) => droplet.tags.includes(name));
+    const last = tagged.at(-1);
+    const counted = { count: tagged.length, ...(last ? { last_tagged_uri: `${origin}/v2/droplets/${last.id}` } : {}) };
+    return { name, resources: { ...counted, ...Object.fromEntries(TAGGABLE.map((kind) => [kind, kind === 'droplets' ? counted : { count: 0 }])) } };
+  }
+
+  /** Completes the actions whose time is up, in the order they started, applying their effects. */
+  function settleActions() {
+    for (const action of actions.values()) {
+      if (action.completedAt !== undefined || performance.now() - action.startedAt < action.takesMs) continue;
+      action.completedAt = action.startedAt + action.takesMs;
+      action.effect?.();
+    }
+  }
+  function startAction(type: string, droplet: Droplet, takesMs: number, effect?: () => void): Action {
+    const action: Action = { id: ++sequence, type, dropletId: droplet.id, region: droplet.region, startedAt: performance.now(), takesMs, ...(effect ? { effect } : {}) };
+    actions.set(action.id, action);
+    return action;
+  }
+  const actionJson = (action: Action) => ({
+    id: action.id,
+    status: action.completedAt === undefined ? 'in-progress' : 'completed',
+    type: action.type,
+    started_at: isoOf(action.startedAt),
+    completed_at: action.completedAt === undefined ? null : isoOf(action.completedAt),
+    resource_id: action.dropletId,
+    resource_type: 'droplet',
+    region: regionJson(action.region),
+    region_slug: action.region,
+  });
+
   const dropletStatus = (droplet: Droplet) => (performance.now() - droplet.createdAt >= bootMs ? 'active' : 'new');
   function dropletJson(droplet: Droplet) {
     const status = dropletStatus(droplet);
@@ -225,12 +307,16 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
       disk: size?.disk,
       locked: false,
       status,
-      created_at: new Date(performance.timeOrigin + droplet.createdAt).toISOString(),
+      created_at: isoOf(droplet.createdAt),
       features: ['private_networking'],
+      // Required by the droplet model, and null while backups are off (droplet_next_backup_window.yml is nullable).
+      next_backup_window: null,
+      // Deprecated and null for every Droplet made since 2017 (kernel.yml).
+      kernel: null,
       image: IMAGES.find((image) => image.slug === droplet.image),
       size,
       size_slug: droplet.size,
-      region: { slug: droplet.region, name: REGIONS.find((region) => region.slug === droplet.region)?.name },
+      region: regionJson(droplet.region),
       tags: [...droplet.tags],
       vpc_uuid: droplet.vpc_uuid,
       volume_ids: [],
@@ -255,6 +341,20 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
       if (!TAG_PATTERN.test(name)) throw new ApiError(400, 'bad_request', `tag name "${name}" is invalid: must match ^[a-zA-Z0-9_\\-:]+$`);
     }
     return list;
+  }
+
+  const sshKeyJson = (key: SshKey) => ({ id: key.id, name: key.name, public_key: key.public_key, fingerprint: key.fingerprint });
+  /** A key by id or fingerprint, as `GET|DELETE /v2/account/keys/{id|fingerprint}` take either. */
+  const keyAt = (reference: string | undefined) => found([...keys.values()].find((entry) => String(entry.id) === reference || entry.fingerprint === reference));
+  function recordsOf(domain: string | undefined): DomainRecord[] {
+    const records = domains.get(domain ?? '');
+    if (!records) throw notFound();
+    return records;
+  }
+  function recordAt(domain: string | undefined, recordId: string | undefined): DomainRecord {
+    const record = recordsOf(domain).find((entry) => String(entry.id) === recordId);
+    if (!record) throw notFound();
+    return record;
   }
 
   function firewallFrom(body: Record<string, unknown>, id: string, createdAt: number): Firewall {
@@ -285,7 +385,7 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
     id: firewall.id,
     name: firewall.name,
     status: 'succeeded',
-    created_at: new Date(performance.timeOrigin + firewall.createdAt).toISOString(),
+    created_at: isoOf(firewall.createdAt),
     inbound_rules: firewall.inbound_rules,
     outbound_rules: firewall.outbound_rules,
     droplet_ids: firewall.droplet_ids,
@@ -294,13 +394,16 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
   });
 
   function route(method: string, url: URL, body: Record<string, unknown>): { status: number; json?: unknown } {
-    const parts = url.pathname.replace(/^\/v2\//, '').split('/').filter(Boolean).map(decodeURIComponent);
-    const [resource, id, sub] = parts;
-    switch (`${method} ${resource}${id === undefined ? '' : ' :id'}${sub === undefined ? '' : ` ${sub}`}`) {
+    const path = url.pathname.replace(/^\/v2\//, '').split('/').filter(Boolean).map(decodeURIComponent);
+    // SSH keys live under `account/keys`: one resource, so that `:id` is the key's.
+    const parts = path[0] === 'account' && path[1] === 'keys' ? ['account keys', ...path.slice(2)] : path;
+    const [, id, , subId] = parts;
+    settleActions();
+    switch (routeKey(method, parts)) {
       case 'GET account':
         return { status: 200, json: { account: { droplet_limit: 25, email: 'emulator@armada.test', uuid: 'emulated', email_verified: true, status: 'active' } } };
       case 'GET regions':
-        return { status: 200, json: page(url, 'regions', REGIONS.map((region) => ({ ...region, sizes: SIZES.filter((size) => size.regions.includes(region.slug)).map((size) => size.slug), features: ['private_networking'], available: true }))) };
+        return { status: 200, json: page(url, 'regions', REGIONS.map((region) => regionJson(region.slug))) };
       case 'GET sizes':
         return { status: 200, json: page(url, 'sizes', SIZES) };
       case 'GET images':
@@ -317,23 +420,19 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
         if (!/^[a-zA-Z0-9\-.]+$/.test(name)) throw unprocessable(`name "${name}" is invalid`);
         if (!REGIONS.some((entry) => entry.slug === region)) throw unprocessable(`region "${region}" is invalid`);
         if ([...vpcs.values()].some((vpc) => vpc.name === name)) throw unprocessable(`a VPC named ${name} already exists`);
-        const ipRange = String(body.ip_range ?? `10.${100 + vpcs.size}.0.0/20`);
-        const parsed = parseCidr(ipRange);
-        const privateRange = parsed.ok && RFC1918.some((block) => cidrContains(block, parsed.cidr));
-        if (!parsed.ok || !privateRange || parsed.cidr.prefixLength < 16 || parsed.cidr.prefixLength > 28) throw unprocessable(`ip_range ${ipRange} is invalid: must be an RFC 1918 range from /16 to /28`);
-        for (const other of vpcs.values()) {
-          const otherRange = parseCidr(other.ip_range);
-          if (otherRange.ok && cidrsOverlap(otherRange.cidr, parsed.cidr)) throw unprocessable(`ip_range ${ipRange} overlaps VPC ${other.name} (${other.ip_range})`);
-        }
-        const isFirst = ![...vpcs.values()].some((vpc) => vpc.region === region);
+        const taken = [...vpcs.values()];
+        const ipRange = body.ip_range === undefined ? freeRange(taken) : String(body.ip_range);
+        const refusal = rangeRefusal(ipRange, taken);
+        if (refusal) throw unprocessable(refusal);
+        const isFirst = !taken.some((vpc) => vpc.region === region);
         const vpc: Vpc = { id: randomUUID(), name, region, ip_range: ipRange, description: String(body.description ?? ''), default: isFirst, createdAt: performance.now() };
         vpcs.set(vpc.id, vpc);
-        return { status: 201, json: { vpc: { ...vpc, urn: `do:vpc:${vpc.id}`, created_at: new Date().toISOString() } } };
+        return { status: 201, json: { vpc: vpcJson(vpc) } };
       }
       case 'GET vpcs':
-        return { status: 200, json: page(url, 'vpcs', [...vpcs.values()].filter((vpc) => visible(vpc)).map((vpc) => ({ ...vpc, urn: `do:vpc:${vpc.id}` }))) };
+        return { status: 200, json: page(url, 'vpcs', [...vpcs.values()].filter((vpc) => visible(vpc)).map(vpcJson)) };
       case 'GET vpcs :id':
-        return { status: 200, json: { vpc: found(vpcs.get(id ?? '')) } };
+        return { status: 200, json: { vpc: vpcJson(found(vpcs.get(id ?? ''))) } };
       case 'GET vpcs :id members': {
         const vpc = found(vpcs.get(id ?? ''));
         const members = [...droplets.values()].filter((droplet) => droplet.vpc_uuid === vpc.id).map((droplet) => ({ urn: `do:droplet:${droplet.id}`, name: droplet.name }));
@@ -346,38 +445,41 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
         return { status: 204 };
       }
 
-      default:
-        break;
-    }
-    if (method === 'POST' && resource === 'account' && id === 'keys' && sub === undefined) {
+      case 'POST account keys': {
         const publicKey = String(body.public_key ?? '').trim();
         const [, keyBody] = publicKey.split(/\s+/);
-        if (!keyBody) throw unprocessable('Key invalid type, we support \'ssh-rsa\', \'ssh-ed25519\' and \'ecdsa-sha2\'');
+        if (!keyBody) throw unprocessable("Key invalid type, we support 'ssh-rsa', 'ssh-ed25519' and 'ecdsa-sha2'");
         const fingerprint = createHash('md5').update(Buffer.from(keyBody, 'base64')).digest('hex').match(/../g)?.join(':') ?? '';
-        if ([...keys.values()].some((key) => key.fingerprint === fingerprint)) throw unprocessable('SSH Key is already in use on your account');
+        if ([...keys.values()].some((entry) => entry.fingerprint === fingerprint)) throw unprocessable('SSH Key is already in use on your account');
         const key: SshKey = { id: ++sequence, name: String(body.name ?? ''), public_key: publicKey, fingerprint, createdAt: performance.now() };
         keys.set(key.id, key);
-        return { status: 201, json: { ssh_key: { id: key.id, name: key.name, public_key: key.public_key, fingerprint } } };
-          }
-    if (resource === 'account' && id === 'keys') {
-      const keyId = sub;
-      const shown = (key: SshKey) => ({ id: key.id, name: key.name, public_key: key.public_key, fingerprint: key.fingerprint });
-      if (method === 'GET' && keyId === undefined) return { status: 200, json: page(url, 'ssh_keys', [...keys.values()].filter((key) => visible(key)).map(shown)) };
-      const key = found([...keys.values()].find((entry) => String(entry.id) === keyId || entry.fingerprint === keyId));
-      if (method === 'GET') return { status: 200, json: { ssh_key: shown(key) } };
-      if (method === 'DELETE') {
-        keys.delete(key.id);
+        return { status: 201, json: { ssh_key: sshKeyJson(key) } };
+      }
+      case 'GET account keys':
+        return { status: 200, json: page(url, 'ssh_keys', [...keys.values()].filter((entry) => visible(entry)).map(sshKeyJson)) };
+      case 'GET account keys :id':
+        return { status: 200, json: { ssh_key: sshKeyJson(keyAt(id)) } };
+      case 'DELETE account keys :id': {
+        keys.delete(keyAt(id).id);
         return { status: 204 };
       }
-    }
-    switch (`${method} ${resource}${id === undefined ? '' : ' :id'}${sub === undefined ? '' : ` ${sub}`}`) {
+
       case 'POST tags': {
-        const [name] = requireTags([body.name]);
-        tags.add(name as string);
-        return { status: 201, json: { tag: { name, resources: { count: 0 } } } };
+        const name = String(body.name ?? '');
+        // The tag endpoints answer a bad name with their own body (OpenAPI tags/responses/tags_bad_request.yml), not `{ id, message }`.
+        if (!TAG_PATTERN.test(name)) {
+          const error = `Error validating resource tag: "tag-name \\"${name}\\" contains invalid characters"`;
+          throw new ApiError(400, 'bad_request', error, { error, messages: null, root_causes: [error] });
+        }
+        tags.add(name);
+        return { status: 201, json: { tag: tagJson(name, url.origin) } };
       }
       case 'GET tags':
-        return { status: 200, json: page(url, 'tags', [...tags].map((name) => ({ name, resources: { count: [...droplets.values()].filter((droplet) => droplet.tags.includes(name)).length } }))) };
+        return { status: 200, json: page(url, 'tags', [...tags].map((name) => tagJson(name, url.origin))) };
+      case 'GET tags :id': {
+        if (!tags.has(id ?? '')) throw notFound();
+        return { status: 200, json: { tag: tagJson(id ?? '', url.origin) } };
+      }
       case 'DELETE tags :id': {
         if (!tags.delete(id ?? '')) throw notFound();
         for (const droplet of droplets.values()) droplet.tags = droplet.tags.filter((tag) => tag !== id);
@@ -400,8 +502,7 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
         if (!REGIONS.some((entry) => entry.slug === region)) throw unprocessable(`You specified an invalid region for Droplet creation.`);
         if (!size?.regions.includes(region)) throw unprocessable(`You specified an invalid size for Droplet creation.`);
         if (!IMAGES.some((image) => image.slug === body.image || image.id === body.image)) throw unprocessable('You specified an invalid image for Droplet creation.');
-        const name = String(body.name ?? '');
-        if (!HOSTNAME.test(name)) throw unprocessable(`name "${name}" is invalid: a Droplet's name must be a valid hostname (letters, numbers, "." and "-")`);
+        const name = requireHostname(String(body.name ?? ''));
         const vpc = body.vpc_uuid ? found(vpcs.get(String(body.vpc_uuid))) : [...vpcs.values()].find((entry) => entry.region === region && entry.default);
         if (!vpc) throw unprocessable('There is no VPC in this region: create one or pass vpc_uuid.');
         if (vpc.region !== region) throw unprocessable(`vpc_uuid ${vpc.id} is in ${vpc.region}: a Droplet must be in its VPC's region (${region} given)`);
@@ -413,10 +514,9 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
         const dropletTags = requireTags(body.tags);
         for (const tag of dropletTags) tags.add(tag);
         const range = parseCidr(vpc.ip_range);
-        const host = range.ok ? range.cidr.network + BigInt(2 + droplets.size) : 0n;
         const droplet: Droplet = {
           id: ++sequence,
-          name: String(body.name ?? ''),
+          name,
           region,
           size: size.slug,
           image: String(IMAGES.find((image) => image.slug === body.image || image.id === body.image)?.slug),
@@ -424,12 +524,14 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
           tags: dropletTags,
           ssh_keys: sshKeys,
           user_data: body.user_data === undefined ? undefined : String(body.user_data),
-          privateIp: [24n, 16n, 8n, 0n].map((shift) => ((host >> shift) & 255n).toString()).join('.'),
+          privateIp: ipv4(range.ok ? range.cidr.network + BigInt(2 + droplets.size) : 0n),
           publicIp: `198.51.100.${(sequence % 250) + 1}`,
           createdAt: performance.now(),
         };
         droplets.set(droplet.id, droplet);
-        return { status: 202, json: { droplet: dropletJson(droplet), links: { actions: [{ id: ++sequence, rel: 'create', href: `${url.origin}/v2/actions/${sequence}` }] } } };
+        // The create is an action too, done when the droplet is active.
+        const create = startAction('create', droplet, bootMs);
+        return { status: 202, json: { droplet: dropletJson(droplet), links: { actions: [{ id: create.id, rel: 'create', href: `${url.origin}/v2/actions/${create.id}` }] } } };
       }
       case 'GET droplets': {
         const tagName = url.searchParams.get('tag_name');
@@ -443,6 +545,32 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
         droplets.delete(droplet.id);
         for (const firewall of firewalls.values()) firewall.droplet_ids = firewall.droplet_ids.filter((dropletId) => dropletId !== droplet.id);
         return { status: 204 };
+      }
+      case 'POST droplets :id actions': {
+        // OpenAPI droplets/dropletActions_post.yml: 201 with the action, which completes later.
+        const droplet = found(droplets.get(Number(id)));
+        if (body.type !== 'rename') throw unprocessable(`droplet action "${String(body.type)}": the emulator does only rename`);
+        const name = requireHostname(String(body.name ?? ''));
+        const action = startAction('rename', droplet, actionMs, () => {
+          droplet.name = name;
+        });
+        return { status: 201, json: { action: actionJson(action) } };
+      }
+      case 'GET droplets :id actions': {
+        const droplet = found(droplets.get(Number(id)));
+        return { status: 200, json: page(url, 'actions', [...actions.values()].filter((action) => action.dropletId === droplet.id).map(actionJson)) };
+      }
+      case 'GET droplets :id actions :id': {
+        const action = actions.get(Number(subId));
+        if (!action || action.dropletId !== Number(id)) throw notFound();
+        return { status: 200, json: { action: actionJson(action) } };
+      }
+      case 'GET actions':
+        return { status: 200, json: page(url, 'actions', [...actions.values()].map(actionJson)) };
+      case 'GET actions :id': {
+        const action = actions.get(Number(id));
+        if (!action) throw notFound();
+        return { status: 200, json: { action: actionJson(action) } };
       }
 
       case 'POST firewalls': {
@@ -474,8 +602,7 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
         return { status: 200, json: { domain: { name: id, ttl: 1800, zone_file: '' } } };
       }
       case 'GET domains :id records': {
-        const records = domains.get(id ?? '');
-        if (!records) throw notFound();
+        const records = recordsOf(id);
         // The name filter takes the fully qualified name; record names are relative.
         const fqdn = url.searchParams.get('name');
         const type = url.searchParams.get('type');
@@ -483,33 +610,30 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
         return { status: 200, json: page(url, 'domain_records', records.filter((record) => (fqdn === null || relative(record.name) === fqdn) && (type === null || record.type === type))) };
       }
       case 'POST domains :id records': {
-        const records = domains.get(id ?? '');
-        if (!records) throw notFound();
+        const records = recordsOf(id);
         const record: DomainRecord = { id: ++sequence, type: String(body.type), name: String(body.name), data: String(body.data), ttl: Number(body.ttl ?? 1800), priority: null, port: null, weight: null, flags: null, tag: null };
         if (!['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'NS', 'SRV', 'CAA'].includes(record.type)) throw unprocessable(`type ${record.type} is invalid`);
         if (record.ttl < 30) throw unprocessable('ttl must be at least 30');
         records.push(record);
         return { status: 201, json: { domain_record: record } };
       }
-      default:
-        break;
-    }
-    if (resource === 'domains' && sub === 'records' && parts[3] !== undefined) {
-      const records = domains.get(id ?? '');
-      const record = records?.find((entry) => String(entry.id) === parts[3]);
-      if (!records || !record) throw notFound();
-      if (method === 'GET') return { status: 200, json: { domain_record: record } };
-      if (method === 'PUT' || method === 'PATCH') {
+      case 'GET domains :id records :id':
+        return { status: 200, json: { domain_record: recordAt(id, subId) } };
+      case 'PUT domains :id records :id':
+      case 'PATCH domains :id records :id': {
+        const record = recordAt(id, subId);
         for (const field of ['type', 'name', 'data'] as const) if (body[field] !== undefined) record[field] = String(body[field]);
         if (body.ttl !== undefined) record.ttl = Number(body.ttl);
         return { status: 200, json: { domain_record: record } };
       }
-      if (method === 'DELETE') {
-        records.splice(records.indexOf(record), 1);
+      case 'DELETE domains :id records :id': {
+        const records = recordsOf(id);
+        records.splice(records.indexOf(recordAt(id, subId)), 1);
         return { status: 204 };
       }
+      default:
+        throw notFound();
     }
-    throw notFound();
   }
 
   function send(response: ServerResponse, status: number, json: unknown, requestId: string, extra: Record<string, string> = {}) {
@@ -529,7 +653,7 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
     const requestId = randomUUID();
     const url = new URL(request.url ?? '/', `http://${request.headers.host ?? '127.0.0.1'}`);
     const method = request.method ?? 'GET';
-    const resource = url.pathname.split('/')[2] ?? '';
+    const [, , resource = '', , sub] = url.pathname.split('/');
     const routeName = `${method} ${resource}`;
     calls.set(routeName, (calls.get(routeName) ?? 0) + 1);
     remaining--;
@@ -537,7 +661,7 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
       const token = /^Bearer (.+)$/.exec(String(request.headers.authorization ?? ''))?.[1];
       if (!token || (options.tokens && !options.tokens.includes(token))) throw new ApiError(401, 'unauthorized', 'Unable to authenticate you');
       const body = (text ? JSON.parse(text) : {}) as Record<string, unknown>;
-      const result = await faults.run(operationOf(method, resource), () => route(method, url, body), routeName);
+      const result = await faults.run(operationOf(method, resource, sub), () => route(method, url, body), routeName);
       send(response, result.status, result.json, requestId);
     } catch (error) {
       if (error instanceof LostResponseError) {
@@ -545,7 +669,8 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
         return;
       }
       const failure = error instanceof ApiError ? error : new ApiError(500, 'server_error', (error as Error).message);
-      send(response, failure.status, { id: failure.id, message: failure.message, request_id: requestId }, requestId, failure.status === 429 ? { 'retry-after': String(retryAfter) } : {});
+      const errorBody = failure.body ?? { id: failure.id, message: failure.message, request_id: requestId };
+      send(response, failure.status, errorBody, requestId, failure.status === 429 ? { 'retry-after': String(retryAfter) } : {});
     }
   }
 
@@ -568,8 +693,10 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
       tags: tags.size,
       domainRecords: [...domains.values()].reduce((sum, records) => sum + records.filter((record) => record.type !== 'NS').length, 0),
     }),
-    dropletsTagged: (...wanted) =>
-      [...droplets.values()].filter((droplet) => wanted.every((tag) => droplet.tags.includes(tag))).map((droplet) => ({ id: droplet.id, name: droplet.name, status: dropletStatus(droplet), tags: [...droplet.tags] })),
+    dropletsTagged: (...wanted) => {
+      settleActions();
+      return [...droplets.values()].filter((droplet) => wanted.every((tag) => droplet.tags.includes(tag))).map((droplet) => ({ id: droplet.id, name: droplet.name, status: dropletStatus(droplet), tags: [...droplet.tags] }));
+    },
     calls: (routeName) => (routeName === undefined ? [...calls.values()].reduce((sum, count) => sum + count, 0) : (calls.get(routeName) ?? 0)),
     close: () => server.close(),
   };
