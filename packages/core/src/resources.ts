@@ -125,6 +125,12 @@ export interface DesiredResource<K extends ResourceKind = ResourceKind> {
    * of them (and not wanted there) is kept and moved to this address, not replaced.
    */
   movedFrom?: ResourceAddress[];
+  /**
+   * Properties the provider chose where the spec says nothing (adapt(): the zone of a subnet,
+   * where its instance types are offered). Used when the resource is created, never compared with
+   * what exists: an existing resource keeps its own (a subnet stays in its zone).
+   */
+  chosen?: Partial<ResourcePropertiesByKind[K]>;
 }
 
 /** Values a resource exposes once it exists: addresses, DNS names, state. */

@@ -120,7 +120,8 @@ export function placeSubnets(
       return resource;
     }
     notes.push({ severity: 'info', path: subnet.address, message: `in ${chosen}, the first zone by name offering ${types}` });
-    return { ...subnet, properties: { ...subnet.properties, zone: chosen } };
+    // Chosen, not asked for: a subnet that exists stays in its zone (changing it would replace it).
+    return { ...subnet, chosen: { ...subnet.chosen, zone: chosen } };
   });
   return { resources: placed, notes, issues };
 }

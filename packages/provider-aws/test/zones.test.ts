@@ -41,7 +41,9 @@ describe('subnet zones on AWS', () => {
     const spec = await zonesSpec(['m3.medium']);
     const planned = await plan({ spec, provider });
     const subnet = planned.actions.find((action) => action.address === 'subnet.app');
-    expect(subnet?.desired?.properties).toMatchObject({ zone: 'us-east-1a' });
+    // Chosen for the create, not asked for: compared with nothing once the subnet exists.
+    expect(subnet?.desired?.chosen).toEqual({ zone: 'us-east-1a' });
+    expect(subnet?.desired?.properties.zone).toBeUndefined();
     expect(planned.notes).toContainEqual(expect.objectContaining({ path: 'subnet.app', message: 'in us-east-1a, the first zone by name offering m3.medium' }));
     const result = await executePlan(planned, { provider, retry: fastRetry });
     expect(result.failed).toEqual([]);
@@ -56,6 +58,15 @@ describe('subnet zones on AWS', () => {
     // us-east-1a offers t3.micro too: the subnet stays, only the new instance is made.
     const grown = await plan({ spec: await zonesSpec(['m3.medium', 't3.micro']), provider });
     expect(grown.actions.filter((action) => action.type !== 'noop').map((action) => `${action.type} ${action.address}`)).toEqual(['create instance.app-1']);
+  });
+
+  it('keeps a subnet that exists in a zone other than the one it would choose (no replacement of it and its instances)', async () => {
+    const provider = await start();
+    // Made in us-east-1c (pinned then, or placed there by EC2 or an older Armada).
+    const pinned = await zonesSpec(['m3.medium'], 'us-east-1c');
+    expect((await executePlan(await plan({ spec: pinned, provider }), { provider, retry: fastRetry })).status).toBe('succeeded');
+    const unpinned = await plan({ spec: await zonesSpec(['m3.medium']), provider });
+    expect(unpinned.actions.filter((action) => action.type !== 'noop').map((action) => `${action.type} ${action.address}`)).toEqual([]);
   });
 
   it('refuses at plan time a subnet whose zone does not offer a type launched into it, naming the zones that do', async () => {

@@ -187,7 +187,7 @@ export async function executePlan(plan: Plan, options: ExecuteOptions): Promise<
     const desired = step.action.desired as DesiredResource;
     const observed =
       step.step === 'create'
-        ? await withRetries(() => service.create(desired, context), retry)
+        ? await withRetries(() => service.create(desired.chosen ? { ...desired, properties: { ...desired.chosen, ...desired.properties } } : desired, context), retry)
         : await withRetries(() => {
             if (!service.update) throw new ArmadaError('Unsupported', `${step.address} cannot be updated in place.`);
             return service.update(desired, step.action.current as ObservedResource, context);
