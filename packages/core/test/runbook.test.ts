@@ -4,7 +4,7 @@
  * report. The built-in steps are exercised end to end in examples/test/migration.test.ts.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import {
   copyDataStep,
   type DataMoverV1,
   knownIssuesCheck,
+  loadMigrationFile,
   PreflightFailedError,
   MigrationFailedError,
   type MigrationEvent,
@@ -106,6 +107,15 @@ describe('runMigration', () => {
     const [kept] = await readdir(join(directory, 'previous'));
     expect(await readFile(join(directory, 'previous', kept as string, 'checkpoint.json'), 'utf8')).toBe(before);
     await expect(runMigration({ name: 'm', steps, directory, startOver: true, resume: true })).rejects.toThrow('cannot both resume and start over');
+  });
+
+  it('loads a migration file: a typo suggests the migration file\'s own fields, a wrong type says what it got', async () => {
+    const path = join(directory, 'typo.yaml');
+    await writeFile(path, 'name: m\nsource: { environment: a, provider: { id: aws, region: us-east-1 } }\ntaget: { spec: x.yaml, provider: { id: aws, region: us-east-1 } }\ndecommissionSource: 1\n');
+    const error = await loadMigrationFile(path).catch((caught: unknown) => caught as ValidationError);
+    expect(error.issues).toContainEqual({ path: 'taget', message: 'is not a known field', fix: 'did you mean "target"?' });
+    expect(error.issues).toContainEqual({ path: 'target', message: 'is required (a mapping)', fix: 'add the field "target"' });
+    expect(error.issues).toContainEqual({ path: 'decommissionSource', message: 'expected true or false, got 1' });
   });
 
   it('runs preflight first, in the dry run and the real run: a problem stops it before the checkpoint is made, with every problem listed', async () => {

@@ -78,7 +78,8 @@ describe('loading specs', () => {
     expect(result.success).toBe(false);
     if (result.success) return;
     const byPath = Object.fromEntries(result.issues.map((issue) => [issue.path, issue]));
-    expect(Object.keys(byPath).sort()).toEqual(['instances[0].count', 'instances[0].size', 'instances[0].subent', 'network.subnets[0].access']);
+    // The instance's subnet "public" is gone too: said in the same report, though the shape is wrong.
+    expect(Object.keys(byPath).sort()).toEqual(['instances[0].count', 'instances[0].size', 'instances[0].subent', 'instances[0].subnet', 'network.subnets[0].access']);
     expect(byPath['network.subnets[0].access']?.fix).toBe('use one of: "public", "private"');
     expect(byPath['instances[0].size']?.message).toMatch(/must be one of nano, micro, small, medium, large, xlarge, or \{ cpus, memoryGiB \}/);
     expect(byPath['instances[0].subent']?.message).toMatch(/is not a known field/);
@@ -91,7 +92,55 @@ describe('loading specs', () => {
     if (result.success) return;
     expect(result.issues).toContainEqual({ path: 'nmae', message: 'is not a known field', fix: 'did you mean "name"?' });
     expect(result.issues).toContainEqual({ path: 'network.subnets[0].acess', message: 'is not a known field', fix: 'did you mean "access"?' });
-    expect(result.issues).toContainEqual(expect.objectContaining({ path: 'name', fix: 'add the required field "name"' }));
+    expect(result.issues).toContainEqual({ path: 'name', message: 'is required (a text)', fix: 'add the field "name"' });
+  });
+
+  it('says what a wrong type expected and what it got, never "add the required field"', () => {
+    const instance = { ...(goodSpec().instances?.[0] as object), count: 2.5, tags: 'hunter2-secret' };
+    const result = safeParseSpec({ ...goodSpec(), network: { ...goodSpec().network, cidr: 42 }, instances: [instance] });
+    expect(result.success).toBe(false);
+    if (result.success) return;
+    expect(result.issues).toContainEqual({ path: 'instances[0].count', message: 'expected an integer, got 2.5' });
+    expect(result.issues).toContainEqual({ path: 'network.cidr', message: 'expected a text, got 42' });
+    // A text found where something else belongs is never shown: it may be a secret.
+    expect(result.issues).toContainEqual({ path: 'instances[0].tags', message: 'expected a mapping, got a text' });
+    expect(JSON.stringify(result.issues)).not.toContain('hunter2');
+    expect(result.issues.map((issue) => issue.fix ?? '')).not.toContainEqual(expect.stringContaining('required'));
+  });
+
+  it('reports the reference and CIDR checks together with shape errors', () => {
+    const spec = goodSpec();
+    const instance = { ...(spec.instances?.[0] as object), count: 'two', subnet: 'nowhere' };
+    const network = { ...spec.network, subnets: [...(spec.network?.subnets ?? []), { name: 'overlap', cidr: '10.0.1.128/25', access: 'private' }] };
+    const result = safeParseSpec({ ...spec, network, instances: [instance], firewalls: [{ name: 'web', description: 'web', ingress: [{ protocol: 'tcp', ports: 443, from: { firewall: 'missing' } }] }] });
+    expect(result.success).toBe(false);
+    if (result.success) return;
+    const paths = result.issues.map((issue) => issue.path);
+    expect(paths).toContain('instances[0].count');
+    expect(paths).toContain('instances[0].subnet');
+    expect(paths).toContain('firewalls[0].ingress[0].from');
+    expect(paths).toContainEqual(expect.stringMatching(/^network\.subnets\[2\]/));
+    expect(checkEnvironment({ ...spec, instances: [instance] }).violations.map((violation) => `${violation.rule} ${violation.path}`)).toEqual(['schema instances[0].count', 'integrity instances[0].subnet']);
+  });
+
+  it('reads a file with a UTF-8 byte-order mark; refuses a binary file without printing it, and __proto__ or constructor keys by name', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'armada-spec-'));
+    await writeFile(join(directory, 'bom.yaml'), `\uFEFF${stringify(goodSpec())}`);
+    expect((await loadSpecFile(join(directory, 'bom.yaml'))).name).toBe('good');
+    await writeFile(join(directory, 'binary.yaml'), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0x02, 0x00, 0xff, 0xfe, 0x53, 0x45, 0x43, 0x52, 0x45, 0x54]));
+    const binary = await loadSpecFile(join(directory, 'binary.yaml')).catch((caught: unknown) => caught as Error);
+    expect(ValidationError.isInstance(binary)).toBe(true);
+    expect((binary as Error).message).toContain('is not a text file');
+    expect((binary as Error).message).not.toContain('SECRET');
+    const polluted = JSON.stringify(goodSpec()).replace('"tags":{', '"tags":{"__proto__":{"polluted":"yes"},');
+    await writeFile(join(directory, 'proto.json'), polluted);
+    const proto = await loadSpecFile(join(directory, 'proto.json')).catch((caught: unknown) => caught as ValidationError);
+    expect((proto as ValidationError).issues).toEqual([{ path: 'instances[0].tags.__proto__', message: '"__proto__" is not allowed as a key', fix: 'rename or remove it' }]);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    await writeFile(join(directory, 'constructor.yaml'), stringify({ ...goodSpec(), network: { ...goodSpec().network, constructor: 'x' } }));
+    const named = await loadSpecFile(join(directory, 'constructor.yaml')).catch((caught: unknown) => caught as ValidationError);
+    expect((named as ValidationError).issues.map((issue) => issue.path)).toEqual(['network.constructor']);
+    expect(safeParseSpec({ ...goodSpec(), prototype: 1 })).toMatchObject({ success: false, issues: [{ path: 'prototype' }] });
   });
 
   it('refuses a spec whose references do not resolve, listing each', async () => {

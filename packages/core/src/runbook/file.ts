@@ -109,8 +109,12 @@ export async function loadMigrationFile(path: string): Promise<MigrationFile> {
   const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
     throw new ValidationError(`Cannot read the migration file ${path}: ${error.code ?? error.message}.`);
   });
-  const parsed = migrationFileSchema.safeParse(parseSpecText(text, path));
-  if (!parsed.success) throw new ValidationError(`The migration file ${path} has ${parsed.error.issues.length} problem(s):`, { issues: toIssues(parsed.error) });
+  const input = parseSpecText(text, path);
+  const parsed = migrationFileSchema.safeParse(input);
+  if (!parsed.success) {
+    const issues = toIssues(parsed.error, { schema: migrationFileSchema, input });
+    throw new ValidationError(`The migration file ${path} has ${issues.length} problem(s):`, { issues });
+  }
   return { ...parsed.data, baseDirectory: dirname(resolve(path)) };
 }
 

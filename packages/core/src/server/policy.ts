@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { ValidationError, type ValidationIssue } from '../errors.js';
 import type { ObservedResource } from '../resources.js';
 import { readFile } from 'node:fs/promises';
-import { formatPath, parseSpecText } from '../spec/load.js';
+import { parseSpecText, toIssues } from '../spec/load.js';
 import { resolveRuntime } from './runtimes.js';
 
 const unixName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, { error: 'must be a Unix name: lower-case letters, digits, "_" and "-", at most 32' });
@@ -144,9 +144,8 @@ export function parseServerPolicies(input: unknown): ServerPolicies {
     if (issues.length === 0) return parsed.data;
     throw new ValidationError(`The server policies have ${issues.length} problem(s):`, { issues });
   }
-  throw new ValidationError(`The server policies have ${parsed.error.issues.length} problem(s):`, {
-    issues: parsed.error.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message })),
-  });
+  const issues = toIssues(parsed.error, { schema: serverPoliciesSchema, input });
+  throw new ValidationError(`The server policies have ${issues.length} problem(s):`, { issues });
 }
 
 /** Where secret values come from at apply time. Default: environment variables of the same name. */
