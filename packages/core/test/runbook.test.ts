@@ -112,7 +112,7 @@ describe('runMigration', () => {
   it('loads a migration file: a typo suggests the migration file\'s own fields, a wrong type says what it got', async () => {
     const path = join(directory, 'typo.yaml');
     await writeFile(path, 'name: m\nsource: { environment: a, provider: { id: aws, region: us-east-1 } }\ntaget: { spec: x.yaml, provider: { id: aws, region: us-east-1 } }\ndecommissionSource: 1\n');
-    const error = await loadMigrationFile(path).catch((caught: unknown) => caught as ValidationError);
+    const error = (await loadMigrationFile(path).catch((caught: unknown) => caught)) as ValidationError;
     expect(error.issues).toContainEqual({ path: 'taget', message: 'is not a known field', fix: 'did you mean "target"?' });
     expect(error.issues).toContainEqual({ path: 'target', message: 'is required (a mapping)', fix: 'add the field "target"' });
     expect(error.issues).toContainEqual({ path: 'decommissionSource', message: 'expected true or false, got 1' });
