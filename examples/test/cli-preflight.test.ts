@@ -88,6 +88,21 @@ const mistakes: Array<{ title: string; file: () => Promise<Record<string, unknow
     message: /instance data-1 has role "data", which the server policies do not define/,
   },
   {
+    title: 'a damaged known_hosts file, and host keys pinned for an instance the spec lacks',
+    file: async () => {
+      const policies = join(world.directory, 'policies-web.yaml');
+      await writeFile(policies, 'os: debian-12\nroles:\n  web: {}\n  data: {}\n');
+      const key = join(world.directory, 'deploy-key-2');
+      await writeFile(key, (await generateKeyPair()).privateKey, { mode: 0o600 });
+      const knownHosts = join(world.directory, 'damaged_known_hosts');
+      await writeFile(knownHosts, 'this is not a known_hosts line\n');
+      const hostKeys = { 'web-9': 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' };
+      return { ...base, servers: { configManager: 'puppet', policies, ssh: { user: 'admin', privateKeyPath: key, knownHosts, hostKeys } } };
+    },
+    path: 'servers.ssh.knownHosts',
+    message: /line 1 of \S+damaged_known_hosts is not a known_hosts line/,
+  },
+  {
     title: 'a DNS zone the chosen provider does not hold',
     file: async () => ({ ...base, dns: { ...(base.dns as object), zone: 'not-held.example' } }),
     path: 'dns.zone',

@@ -23,6 +23,7 @@ export * from './apply.js';
 export * from './lock.js';
 export * from './state.js';
 export * from './ssh/transport.js';
+export * from './ssh/known-hosts.js';
 export * from './server/policy.js';
 export * from './server/runtimes.js';
 export * from './server/upload.js';

@@ -8,10 +8,11 @@ import { readFile } from 'node:fs/promises';
 import ssh2 from 'ssh2';
 import { verifyProvider } from '../apply.js';
 import type { DataEndpoint, DataMoverV1 } from '../data-mover.js';
-import { NotFoundError, type ValidationIssue } from '../errors.js';
+import { NotFoundError, ValidationError, type ValidationIssue } from '../errors.js';
 import { instanceNames } from '../policies/rules.js';
 import type { ProviderV1 } from '../provider.js';
 import { roleOf, type ServerPolicies } from '../server/policy.js';
+import { parseKnownHosts } from '../ssh/known-hosts.js';
 import type { EnvironmentSpec } from '../spec/schema.js';
 import type { PreflightCheck } from './preflight.js';
 import type { MigrationDefinition } from './steps.js';
@@ -179,4 +180,28 @@ export function migrationPreflight(definition: MigrationDefinition, options: { d
       }),
     ),
   ];
+}
+
+/** The project's known_hosts file, if there is one, is a file OpenSSH could read (a damaged line is named before anything is made). */
+export function knownHostsCheck(path: string, file: string): PreflightCheck {
+  return {
+    what: `${path}: ${file}, pinned host keys readable`,
+    path,
+    async check() {
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        return [{ path, message: `${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`, fix: 'check its permissions' }];
+      }
+      try {
+        parseKnownHosts(text, file);
+        return [];
+      } catch (error) {
+        if (!ValidationError.isInstance(error)) throw error;
+        return error.issues.map((issue) => ({ path, message: `line ${issue.path.slice(file.length + 1)} of ${file} ${issue.message}`, ...(issue.fix ? { fix: issue.fix } : {}) }));
+      }
+    },
+  };
 }

@@ -18,8 +18,9 @@ import { sleep } from '../execute/retry.js';
 import type { PluginRegistry } from '../registry.js';
 import { loadServerPoliciesFile } from '../server/policy.js';
 import { loadSpecFile, parseSpecText, toIssues } from '../spec/load.js';
-import { connectSsh, fileHostKeyStore } from '../ssh/transport.js';
-import { admitsPort, instanceIssue, migrationPreflight, roleIssues, sameEndpointIssue, sshKeyCheck } from './file-preflight.js';
+import { knownHostsStore, withPins } from '../ssh/known-hosts.js';
+import { connectSsh } from '../ssh/transport.js';
+import { admitsPort, instanceIssue, knownHostsCheck, migrationPreflight, roleIssues, sameEndpointIssue, sshKeyCheck } from './file-preflight.js';
 import { knownIssuesCheck, type PreflightCheck } from './preflight.js';
 import type { MigrationStep } from './runbook.js';
 import { type DataStoreMove, type MigrationDefinition, type ProvisionedInstance, standardMigrationSteps } from './steps.js';
@@ -27,6 +28,7 @@ import { type DataStoreMove, type MigrationDefinition, type ProvisionedInstance,
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/i, 'letters, digits, - and _');
 const providerRef = z.strictObject({ id: z.string().min(1), region: z.string().min(1) });
 const hostPort = z.string().regex(/^[^:\s]+:\d{1,5}$/, 'host:port');
+const fingerprintSchema = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'an OpenSSH SHA256 fingerprint (SHA256:... as ssh-keygen -l prints it)');
 
 const endpointFields = {
   port: z.number().int().min(1).max(65535),
@@ -59,6 +61,16 @@ export const migrationFileSchema = z.strictObject({
         address: z.enum(['publicIp', 'privateIp']).default('publicIp'),
         /** Per instance name (or `*`), where to connect instead: a tunnel, a bastion's forward, a test server. */
         hosts: z.record(z.string().min(1), hostPort).default({}),
+        /**
+         * The project's pinned host keys, in OpenSSH's known_hosts format (relative to the file).
+         * Default: `.armada/known_hosts` in the working directory. Never inside a run's directory:
+         * starting a migration over never forgets a pin.
+         */
+        knownHosts: z.string().min(1).optional(),
+        /** Refuse a server whose host key nothing pins (no trust on first use). */
+        strictHostKeys: z.boolean().default(false),
+        /** Expected host key fingerprints (`SHA256:...`) per instance name, as a cloud console shows them. */
+        hostKeys: z.record(z.string().min(1), z.union([fingerprintSchema, z.array(fingerprintSchema).min(1)])).default({}),
         waitSeconds: z.number().int().min(1).default(300),
       }),
     })
@@ -171,6 +183,7 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
   const at = (path: string) => resolve(file.baseDirectory, expandHome(path));
   const directory = file.directory ? at(file.directory) : resolve(options.cwd ?? process.cwd(), '.armada', 'migrations', file.name);
   const { registry } = options;
+  const knownHostsPath = (ssh: { knownHosts?: string | undefined }) => (ssh.knownHosts ? at(ssh.knownHosts) : resolve(options.cwd ?? process.cwd(), '.armada', 'known_hosts'));
   const blocking: ValidationIssue[] = [];
   const found: ValidationIssue[] = [];
 
@@ -216,6 +229,10 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
       }
     });
     if (policies) found.push(...roleIssues(spec, policies, 'servers.policies'));
+    for (const name of Object.keys(file.servers?.ssh.hostKeys ?? {})) {
+      const missing = instanceIssue(`servers.ssh.hostKeys.${name}`, name, spec);
+      if (missing) found.push(missing);
+    }
   }
   file.data.forEach((store, index) => {
     if ('host' in store.target) {
@@ -267,7 +284,7 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
   let servers: MigrationDefinition['servers'];
   if (file.servers && policies && configManager) {
     const { ssh } = file.servers;
-    const hostKeys = fileHostKeyStore(join(directory, 'known_hosts.json'));
+    const hostKeys = knownHostsStore(knownHostsPath(ssh), { strict: ssh.strictHostKeys });
     // Read once, when the first server is reached: not at load (a dry run needs no key), not per server.
     let privateKey: Promise<string> | undefined;
     servers = {
@@ -280,7 +297,8 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
         const [host, port] = override ? (override.split(':') as [string, string]) : [address, '22'];
         if (!host) throw new ValidationError(`Instance ${instance.name} has no ${ssh.address} to connect to.`, { issues: [{ path: 'servers.ssh.address', message: `${instance.name} has no ${ssh.address}`, fix: 'use the other address, or map the instance in servers.ssh.hosts' }] });
         privateKey ??= readFile(at(ssh.privateKeyPath), 'utf8');
-        return connectSsh({ host, port: Number(port), username: ssh.user, privateKey: await privateKey, hostKeys, waitTimeoutMs: ssh.waitSeconds * 1000, signal });
+        const pins = [ssh.hostKeys[instance.name] ?? []].flat();
+        return connectSsh({ host, port: Number(port), username: ssh.user, privateKey: await privateKey, hostKeys: withPins(hostKeys, `${host}:${port}`, pins), waitTimeoutMs: ssh.waitSeconds * 1000, signal });
       },
     };
   }
@@ -316,7 +334,7 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
   const preflight: PreflightCheck[] = [
     knownIssuesCheck('the migration file: the instances, roles, DNS records, data stores and variables it names', found),
     ...migrationPreflight(definition, file.dns ? { dnsOwner: { id: (file.dns.provider === 'source' ? source : target).id, which: file.dns.provider } } : {}),
-    ...(file.servers ? [sshKeyCheck('servers.ssh.privateKeyPath', at(file.servers.ssh.privateKeyPath))] : []),
+    ...(file.servers ? [sshKeyCheck('servers.ssh.privateKeyPath', at(file.servers.ssh.privateKeyPath)), knownHostsCheck('servers.ssh.knownHosts', knownHostsPath(file.servers.ssh))] : []),
   ];
   return { name: file.name, directory, definition, steps: standardMigrationSteps(definition), preflight };
 }

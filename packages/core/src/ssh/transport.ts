@@ -14,10 +14,16 @@ import { ArmadaError, CancelledError, TimeoutError, ValidationError } from '../e
 import { writeFileAtomic } from '../files.js';
 import { sleep } from '../execute/retry.js';
 
-/** Where pinned host keys are kept: `host:port` -> SHA256 fingerprint. */
+/** Where pinned host keys are kept: `host:port` -> SHA256 fingerprint(s). */
 export interface HostKeyStore {
+  /** The (first) fingerprint pinned for a host. */
   get(host: string): Promise<string | undefined>;
-  set(host: string, fingerprint: string): Promise<void>;
+  /** Pins a host's key on first use; `key` is the public key blob (a known_hosts file keeps it). */
+  set(host: string, fingerprint: string, key?: Buffer): Promise<void>;
+  /** Every fingerprint pinned for a host (a server has a key per algorithm). Default: `get`'s. */
+  all?(host: string): Promise<string[]>;
+  /** `false`: a host with no pin is refused, not trusted on first use (strict). Default `true`. */
+  readonly trustOnFirstUse?: boolean;
 }
 
 export function memoryHostKeyStore(initial: Record<string, string> = {}): HostKeyStore {
@@ -81,17 +87,20 @@ function connectOnce(target: SshTarget, hostKeys: HostKeyStore, sock?: ClientCha
   return new Promise((resolve, reject) => {
     const client = new Client();
     let offered: string | undefined;
-    let pinned: string | undefined;
+    let pinned: string[] = [];
+    // Why the host key was refused, when it was: said as that, not as ssh2's "Host denied".
+    let refusal: Error | undefined;
     client.on('ready', () => resolve(client));
     client.on('error', (error: Error & { level?: string }) => {
       client.end();
-      if (offered !== undefined && pinned !== undefined && offered !== pinned) {
+      if (refusal) reject(refusal);
+      else if (offered !== undefined && pinned.length > 0 && !pinned.includes(offered)) {
         reject(
           new ValidationError(`The SSH host key of ${id} has changed: refusing to connect.`, {
             issues: [
               {
                 path: id,
-                message: `expected ${pinned}, the server offered ${offered}`,
+                message: `expected ${pinned.join(' or ')}, the server offered ${offered}`,
                 fix: 'if the server was rebuilt on purpose, remove its entry from the host key store; otherwise treat this as a possible attack',
               },
             ],
@@ -115,14 +124,25 @@ function connectOnce(target: SshTarget, hostKeys: HostKeyStore, sock?: ClientCha
       // Trust on first use, then insist: the fingerprint is pinned per host:port.
       hostVerifier: (key: Buffer, verify: (valid: boolean) => void) => {
         offered = fingerprintOf(key);
-        hostKeys.get(id).then(
-          async (known) => {
-            pinned = known;
-            if (known === undefined) await hostKeys.set(id, offered as string);
-            verify(known === undefined || known === offered);
-          },
-          () => verify(false),
-        );
+        const known = hostKeys.all ? hostKeys.all(id) : hostKeys.get(id).then((print) => (print === undefined ? [] : [print]));
+        known
+          .then(async (prints) => {
+            pinned = prints;
+            if (prints.length > 0) return verify(prints.includes(offered as string));
+            if (hostKeys.trustOnFirstUse === false) {
+              refusal = new ValidationError(`No host key is pinned for ${id}, and host keys are strict: refusing to connect.`, {
+                issues: [{ path: id, message: `the server offered ${offered}, which nothing pins`, fix: 'pin its fingerprint (from the cloud console output, or a trusted first connection), or turn strict host keys off' }],
+              });
+              return verify(false);
+            }
+            await hostKeys.set(id, offered as string, key);
+            verify(true);
+          })
+          .catch((error: unknown) => {
+            // A damaged store: its own error (file and line), not a bare refusal.
+            refusal = error instanceof Error ? error : new Error(String(error));
+            verify(false);
+          });
       },
     };
     client.connect(config);
