@@ -51,6 +51,22 @@ describe('armada migrate', () => {
     expect(existsSync(join(dir.path, '.armada', 'migrations'))).toBe(false);
   });
 
+  it('resumes a run killed before its first checkpoint (its directory made, nothing recorded) as well as a later one', async () => {
+    const file = await migrationFile();
+    // What a run killed during preflight or before its first step leaves: the directory alone.
+    await mkdir(join(dir.path, '.armada', 'migrations', 'to-memory'), { recursive: true });
+    const resumed = await armada(['migrate', file, '--resume', '--json'], { cwd: dir.path });
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(resumed.json<{ report: { status: string; steps: Array<{ status: string }> } }>().report.steps.map((step) => step.status)).toEqual(['done', 'done']);
+    // And a plain re-run then says it finished, with --start-over the way to run it again.
+    const again = await armada(['migrate', file], { cwd: dir.path });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/Migration to-memory finished at .* \(succeeded\); nothing was run now\./);
+    const conflicting = await armada(['migrate', file, '--resume', '--start-over'], { cwd: dir.path });
+    expect(conflicting.code).toBe(2);
+    expect(conflicting.stderr).toContain('--resume and --start-over cannot be used together');
+  });
+
   it('dry-runs, runs, and status shows the migration done; --json carries the report', async () => {
     const file = await migrationFile();
     const dry = await armada(['migrate', file, '--dry-run'], { cwd: dir.path });

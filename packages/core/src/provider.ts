@@ -169,6 +169,29 @@ export interface ProviderV1 {
    * cannot store) and says how each portable feature was honoured. Runs before discovery.
    */
   adapt?(resources: DesiredResource[]): AdaptResult;
+  /**
+   * Optional: the SSH host public keys (OpenSSH text, `ssh-ed25519 AAAA...`) an instance printed on
+   * its console at first boot (EC2 GetConsoleOutput), to pin before the first connection instead of
+   * trusting it. Empty while the console shows none yet.
+   */
+  consoleHostKeys?(instanceId: string, options?: { signal?: AbortSignal }): Promise<string[]>;
+}
+
+/**
+ * The host keys in a console output, as cloud-init prints them: the lines between
+ * `-----BEGIN SSH HOST KEY KEYS-----` and `-----END SSH HOST KEY KEYS-----` (an `ec2: ` prefix
+ * allowed), each `type base64 [comment]`, returned as `type base64`.
+ */
+export function hostKeysInConsole(output: string): string[] {
+  const lines = output.split(/\r?\n/).map((line) => line.replace(/^ec2:\s?/, '').trim());
+  const start = lines.indexOf('-----BEGIN SSH HOST KEY KEYS-----');
+  const end = lines.indexOf('-----END SSH HOST KEY KEYS-----', start + 1);
+  if (start < 0 || end < 0) return [];
+  return lines
+    .slice(start + 1, end)
+    .map((line) => line.split(/\s+/))
+    .filter(([type, key]) => type && key && /^(ssh-|ecdsa-)/.test(type) && /^[A-Za-z0-9+/]+={0,2}$/.test(key))
+    .map(([type, key]) => `${type} ${key}`);
 }
 
 export type Provider = ProviderV1;

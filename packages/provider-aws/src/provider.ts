@@ -3,11 +3,12 @@
  * Credentials come from the options or the SDK's default chain (environment, profile, role);
  * `endpoint` points both clients at LocalStack or the testkit emulator.
  */
-import { DescribeImagesCommand, DescribeRegionsCommand, EC2Client, paginateDescribeInstanceTypeOfferings, type EC2ClientConfig } from '@aws-sdk/client-ec2';
+import { DescribeImagesCommand, DescribeRegionsCommand, EC2Client, GetConsoleOutputCommand, paginateDescribeInstanceTypeOfferings, type EC2ClientConfig } from '@aws-sdk/client-ec2';
 import { Route53Client } from '@aws-sdk/client-route-53';
 import {
   NAMED_SIZES,
   ValidationError,
+  hostKeysInConsole,
   providerPlugin,
   type AdaptResult,
   type ArmadaPlugin,
@@ -173,6 +174,10 @@ export function createAwsProvider(options: AwsProviderOptions): ProviderV1 {
       dnsRecord: dnsRecordService,
     },
     dns,
+    async consoleHostKeys(instanceId, options = {}) {
+      const { Output } = await aws('GetConsoleOutput', () => context.ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId }), options.signal ? { abortSignal: options.signal } : {}));
+      return Output ? hostKeysInConsole(Buffer.from(Output, 'base64').toString('utf8')) : [];
+    },
     async verify() {
       if (!options.allowUnknownRegions && !KNOWN_REGIONS.includes(region)) {
         throw new ValidationError(`Unknown AWS region "${region}".`, { provider: AWS_PROVIDER_ID, issues: [regionIssue(region)] });

@@ -18,6 +18,7 @@ import {
   DescribeSecurityGroupsCommand,
   DescribeVpcsCommand,
   EC2Client,
+  GetConsoleOutputCommand,
   ImportKeyPairCommand,
   RevokeSecurityGroupIngressCommand,
   RunInstancesCommand,
@@ -28,6 +29,7 @@ import {
 } from '@aws-sdk/client-ec2';
 import { ChangeResourceRecordSetsCommand, ListResourceRecordSetsCommand, Route53Client, waitUntilResourceRecordSetsChanged } from '@aws-sdk/client-route-53';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hostKeysInConsole } from '@armada/core';
 import { EMULATED_IMAGES, startAwsEmulator, type AwsEmulator } from '../src/index.js';
 
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
@@ -115,6 +117,26 @@ describe('EC2 emulator', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     const gone = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [first?.InstanceId as string] }));
     expect(gone.Reservations?.[0]?.Instances?.[0]?.State?.Name).toBe('terminated');
+  });
+
+  it('prints the host keys on the console once an instance has booted, as cloud-init writes them', async () => {
+    const hostKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNNN+naQ04mtUQiKtltKiEhFP2Cg0PPwVJ+CiBH6+IR host';
+    const printing = await startAwsEmulator({ bootMs: 0, hostKeys: [hostKey] });
+    const client = new EC2Client({ region: 'us-east-1', endpoint: printing.endpoint, credentials, maxAttempts: 1 });
+    try {
+      const vpcId = (await client.send(new CreateVpcCommand({ CidrBlock: '10.6.0.0/16' }))).Vpc?.VpcId as string;
+      const subnetId = (await client.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: '10.6.1.0/24', AvailabilityZone: 'us-east-1a' }))).Subnet?.SubnetId as string;
+      const launched = (await client.send(new RunInstancesCommand({ ImageId: EMULATED_IMAGES[0]?.imageId as string, InstanceType: 't3.small', MinCount: 1, MaxCount: 1, SubnetId: subnetId }))).Instances?.[0];
+      const { Output } = await client.send(new GetConsoleOutputCommand({ InstanceId: launched?.InstanceId as string }));
+      const text = Buffer.from(Output ?? '', 'base64').toString('utf8');
+      expect(text).toMatch(/^ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----$/m);
+      expect(text).toMatch(/^ec2: 256 SHA256:\S+ root@ip-10-6-1-\d+ \(ED25519\)$/m);
+      expect(hostKeysInConsole(text)).toEqual([hostKey.split(' ').slice(0, 2).join(' ')]);
+      expect(await codeOf(client.send(new GetConsoleOutputCommand({ InstanceId: 'i-0000000000000000' })))).toBe('InvalidInstanceID.NotFound');
+    } finally {
+      client.destroy();
+      await printing.close();
+    }
   });
 
   // Zones and offerings: moto's us-east-1 data (moto/ec2/resources/instance_type_offerings/

@@ -19,7 +19,10 @@ import type { PluginRegistry } from '../registry.js';
 import { loadServerPoliciesFile } from '../server/policy.js';
 import { loadSpecFile, parseSpecText, toIssues } from '../spec/load.js';
 import { knownHostsStore, withPins } from '../ssh/known-hosts.js';
-import { connectSsh } from '../ssh/transport.js';
+import { parseJump, sshConfigFor } from '../ssh/ssh-config.js';
+import { connectSsh, fingerprintOf } from '../ssh/transport.js';
+import { waitUntil } from '../execute/wait.js';
+import type { ProviderV1 } from '../provider.js';
 import { admitsPort, instanceIssue, knownHostsCheck, migrationPreflight, roleIssues, sameEndpointIssue, sshKeyCheck } from './file-preflight.js';
 import { knownIssuesCheck, type PreflightCheck } from './preflight.js';
 import type { MigrationStep } from './runbook.js';
@@ -27,7 +30,7 @@ import { type DataStoreMove, type MigrationDefinition, type ProvisionedInstance,
 
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/i, 'letters, digits, - and _');
 const providerRef = z.strictObject({ id: z.string().min(1), region: z.string().min(1) });
-const hostPort = z.string().regex(/^[^:\s]+:\d{1,5}$/, 'host:port');
+const hostPort = z.string().regex(/^[^:\s]+(:\d{1,5})?$/, 'host or host:port');
 const fingerprintSchema = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'an OpenSSH SHA256 fingerprint (SHA256:... as ssh-keygen -l prints it)');
 
 const endpointFields = {
@@ -56,8 +59,16 @@ export const migrationFileSchema = z.strictObject({
       configManager: z.string().min(1).default('puppet'),
       policies: z.string().min(1),
       ssh: z.strictObject({
-        user: z.string().min(1),
-        privateKeyPath: z.string().min(1),
+        /** Without it: User from your SSH config for the host. */
+        user: z.string().min(1).optional(),
+        /** Without it: the IdentityFile your SSH config names for the host, or the keys of ssh-agent (SSH_AUTH_SOCK). */
+        privateKeyPath: z.string().min(1).optional(),
+        /**
+         * The SSH config whose Host entries apply (HostName, User, Port, IdentityFile, ProxyJump),
+         * as `ssh` reads them for the address connected to. Default `~/.ssh/config`; what the
+         * migration file sets itself wins.
+         */
+        config: z.string().min(1).optional(),
         address: z.enum(['publicIp', 'privateIp']).default('publicIp'),
         /** Per instance name (or `*`), where to connect instead: a tunnel, a bastion's forward, a test server. */
         hosts: z.record(z.string().min(1), hostPort).default({}),
@@ -69,8 +80,12 @@ export const migrationFileSchema = z.strictObject({
         knownHosts: z.string().min(1).optional(),
         /** Refuse a server whose host key nothing pins (no trust on first use). */
         strictHostKeys: z.boolean().default(false),
-        /** Expected host key fingerprints (`SHA256:...`) per instance name, as a cloud console shows them. */
-        hostKeys: z.record(z.string().min(1), z.union([fingerprintSchema, z.array(fingerprintSchema).min(1)])).default({}),
+        /**
+         * Expected host keys per instance name (or `*`): fingerprints (`SHA256:...`), or `console`:
+         * the keys the instance printed on its console at first boot, read through the target
+         * provider (EC2 GetConsoleOutput) before the first connection.
+         */
+        hostKeys: z.record(z.string().min(1), z.union([z.literal('console'), fingerprintSchema, z.array(fingerprintSchema).min(1)])).default({}),
         waitSeconds: z.number().int().min(1).default(300),
       }),
     })
@@ -151,6 +166,23 @@ export interface LoadedMigration {
 
 const expandHome = (path: string) => (path.startsWith('~/') ? join(homedir(), path.slice(2)) : path);
 
+/**
+ * The fingerprints of the host keys an instance printed on its console, waiting (up to `timeoutMs`)
+ * while it has printed none yet: a new instance writes them at the end of its first boot.
+ */
+async function consoleFingerprints(provider: ProviderV1, instance: ProvisionedInstance, timeoutMs: number, signal?: AbortSignal): Promise<string[]> {
+  const read = provider.consoleHostKeys?.bind(provider);
+  if (!read) throw new ValidationError(`The target provider (${provider.id}) cannot read the console output of ${instance.name}.`);
+  const keys = await waitUntil(
+    async () => {
+      const found = await read(instance.id, signal ? { signal } : {});
+      return found.length > 0 ? { done: true, value: found } : { done: false, state: 'no host keys on its console yet' };
+    },
+    { description: `the host keys of ${instance.name} (${instance.id}) on its console`, minDelayMs: 1000, maxDelayMs: 10_000, timeoutMs, ...(signal ? { signal } : {}), provider: provider.id },
+  );
+  return keys.map((key) => fingerprintOf(Buffer.from(key.split(' ')[1] ?? '', 'base64')));
+}
+
 /** A file the migration names that cannot be read or is not valid, as issues at the field that names it. */
 function fileIssues(field: string, path: string, error: unknown): ValidationIssue[] {
   const code = (error as NodeJS.ErrnoException).code;
@@ -229,9 +261,12 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
       }
     });
     if (policies) found.push(...roleIssues(spec, policies, 'servers.policies'));
-    for (const name of Object.keys(file.servers?.ssh.hostKeys ?? {})) {
-      const missing = instanceIssue(`servers.ssh.hostKeys.${name}`, name, spec);
+    for (const [name, pins] of Object.entries(file.servers?.ssh.hostKeys ?? {})) {
+      const missing = name === '*' ? undefined : instanceIssue(`servers.ssh.hostKeys.${name}`, name, spec);
       if (missing) found.push(missing);
+      if (pins === 'console' && target && !target.consoleHostKeys) {
+        found.push({ path: `servers.ssh.hostKeys.${name}`, message: `the target provider (${target.id}) cannot read an instance's console output`, fix: 'pin the fingerprints instead (SHA256:..., as ssh-keygen -l prints them)' });
+      }
     }
   }
   file.data.forEach((store, index) => {
@@ -285,8 +320,30 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
   if (file.servers && policies && configManager) {
     const { ssh } = file.servers;
     const hostKeys = knownHostsStore(knownHostsPath(ssh), { strict: ssh.strictHostKeys });
-    // Read once, when the first server is reached: not at load (a dry run needs no key), not per server.
-    let privateKey: Promise<string> | undefined;
+    const sshConfig = ssh.config ? at(ssh.config) : join(env.HOME ?? homedir(), '.ssh', 'config');
+    // Read when a server is first reached (a dry run needs no key), each file once.
+    const keys = new Map<string, Promise<string>>();
+    const keyAt = (path: string) => {
+      let key = keys.get(path);
+      if (!key) keys.set(path, (key = readFile(path, 'utf8')));
+      return key;
+    };
+    /** Where and how to reach `name` (an address or a `hosts` alias), the file's settings first, then the SSH config's. */
+    const reach = async (name: string, port: number | undefined, user: string | undefined) => {
+      const config = await sshConfigFor(name, sshConfig, env.HOME ?? homedir());
+      const keyPath = ssh.privateKeyPath ? at(ssh.privateKeyPath) : config.identityFile;
+      const username = user ?? ssh.user ?? config.user;
+      if (!username) throw new ValidationError(`No SSH user for ${name}.`, { issues: [{ path: 'servers.ssh.user', message: `neither the migration file nor ${sshConfig} names a user for ${name}`, fix: 'set servers.ssh.user, or User in your SSH config' }] });
+      if (!keyPath && !env.SSH_AUTH_SOCK) throw new ValidationError(`No SSH key for ${name}.`, { issues: [{ path: 'servers.ssh.privateKeyPath', message: 'no key file is named and no ssh-agent runs (SSH_AUTH_SOCK)', fix: 'set servers.ssh.privateKeyPath, IdentityFile in your SSH config, or load the key into ssh-agent' }] });
+      return {
+        host: config.hostName ?? name,
+        port: port ?? config.port ?? 22,
+        username,
+        ...(keyPath ? { privateKey: await keyAt(keyPath) } : {}),
+        ...(env.SSH_AUTH_SOCK ? { agent: env.SSH_AUTH_SOCK } : {}),
+        proxyJump: config.proxyJump,
+      };
+    };
     servers = {
       configManager: configManager as NonNullable<MigrationDefinition['servers']>['configManager'],
       policies,
@@ -294,11 +351,20 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
       async connect(instance, signal) {
         const override = ssh.hosts[instance.name] ?? ssh.hosts['*'];
         const address = instance[ssh.address];
-        const [host, port] = override ? (override.split(':') as [string, string]) : [address, '22'];
-        if (!host) throw new ValidationError(`Instance ${instance.name} has no ${ssh.address} to connect to.`, { issues: [{ path: 'servers.ssh.address', message: `${instance.name} has no ${ssh.address}`, fix: 'use the other address, or map the instance in servers.ssh.hosts' }] });
-        privateKey ??= readFile(at(ssh.privateKeyPath), 'utf8');
-        const pins = [ssh.hostKeys[instance.name] ?? []].flat();
-        return connectSsh({ host, port: Number(port), username: ssh.user, privateKey: await privateKey, hostKeys: withPins(hostKeys, `${host}:${port}`, pins), waitTimeoutMs: ssh.waitSeconds * 1000, signal });
+        const [name, port] = override ? (override.split(':') as [string, string | undefined]) : [address, undefined];
+        if (!name) throw new ValidationError(`Instance ${instance.name} has no ${ssh.address} to connect to.`, { issues: [{ path: 'servers.ssh.address', message: `${instance.name} has no ${ssh.address}`, fix: 'use the other address, or map the instance in servers.ssh.hosts' }] });
+        const { proxyJump, ...server } = await reach(name, port === undefined ? undefined : Number(port), undefined);
+        const jump = proxyJump ? parseJump(proxyJump) : undefined;
+        const jumpHost = jump ? await reach(jump.host, jump.port, jump.user) : undefined;
+        const wanted = ssh.hostKeys[instance.name] ?? ssh.hostKeys['*'];
+        const pins = wanted === 'console' ? await consoleFingerprints(target, instance, ssh.waitSeconds * 1000, signal) : [wanted ?? []].flat();
+        return connectSsh({
+          ...server,
+          ...(jumpHost ? { jumpHost: { host: jumpHost.host, port: jumpHost.port, username: jumpHost.username, ...(jumpHost.privateKey ? { privateKey: jumpHost.privateKey } : {}), ...(jumpHost.agent ? { agent: jumpHost.agent } : {}) } } : {}),
+          hostKeys: withPins(hostKeys, `${server.host}:${server.port}`, pins),
+          waitTimeoutMs: ssh.waitSeconds * 1000,
+          signal,
+        });
       },
     };
   }
@@ -334,7 +400,8 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
   const preflight: PreflightCheck[] = [
     knownIssuesCheck('the migration file: the instances, roles, DNS records, data stores and variables it names', found),
     ...migrationPreflight(definition, file.dns ? { dnsOwner: { id: (file.dns.provider === 'source' ? source : target).id, which: file.dns.provider } } : {}),
-    ...(file.servers ? [sshKeyCheck('servers.ssh.privateKeyPath', at(file.servers.ssh.privateKeyPath)), knownHostsCheck('servers.ssh.knownHosts', knownHostsPath(file.servers.ssh))] : []),
+    ...(file.servers?.ssh.privateKeyPath ? [sshKeyCheck('servers.ssh.privateKeyPath', at(file.servers.ssh.privateKeyPath))] : []),
+    ...(file.servers ? [knownHostsCheck('servers.ssh.knownHosts', knownHostsPath(file.servers.ssh))] : []),
   ];
   return { name: file.name, directory, definition, steps: standardMigrationSteps(definition), preflight };
 }

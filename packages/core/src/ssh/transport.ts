@@ -59,7 +59,9 @@ export interface SshTarget {
   port?: number;
   username: string;
   /** OpenSSH or PEM private key text. A secret: handed to ssh2 and nowhere else. */
-  privateKey: string | Buffer;
+  privateKey?: string | Buffer;
+  /** An ssh-agent's socket (SSH_AUTH_SOCK): its keys are offered too, or alone without `privateKey`. */
+  agent?: string;
 }
 
 export interface SshConnectOptions extends SshTarget {
@@ -118,7 +120,8 @@ function connectOnce(target: SshTarget, hostKeys: HostKeyStore, sock?: ClientCha
       host: target.host,
       port: target.port ?? 22,
       username: target.username,
-      privateKey: target.privateKey,
+      ...(target.privateKey !== undefined ? { privateKey: target.privateKey } : {}),
+      ...(target.agent ? { agent: target.agent } : {}),
       readyTimeout: 20_000,
       ...(sock ? { sock } : {}),
       // Trust on first use, then insist: the fingerprint is pinned per host:port.

@@ -210,7 +210,42 @@ export class Ec2Region {
     private readonly catalogue: ZoneCatalogue,
     /** Seeded: which zone CreateSubnet picks when none is asked for. */
     private readonly random: () => number,
+    /** The SSH host public keys (OpenSSH text) every instance prints on its console; default one of its own. */
+    private readonly hostKeys: readonly string[] = [],
   ) {}
+
+  /**
+   * The console output of an instance that has booted, as Debian's cloud-init writes it on EC2:
+   * the host keys' fingerprints, then the keys between `-----BEGIN SSH HOST KEY KEYS-----` and
+   * `-----END SSH HOST KEY KEYS-----`. Before the first boot ends there is no output.
+   */
+  private consoleOutput(instance: Instance): string | undefined {
+    if (this.stateOf(instance) === 'pending') return undefined;
+    const host = `ip-${instance.privateIp.replaceAll('.', '-')}`;
+    // An instance of its own: an ed25519 key made from its id (a stand-in: no one can log in to it).
+    const own = () => {
+      const type = Buffer.from('ssh-ed25519');
+      const point = createHash('sha256').update(instance.id).digest();
+      const blob = Buffer.concat([Buffer.from([0, 0, 0, type.length]), type, Buffer.from([0, 0, 0, 32]), point]);
+      return `ssh-ed25519 ${blob.toString('base64')}`;
+    };
+    const keys = (this.hostKeys.length > 0 ? this.hostKeys : [own()]).map((key) => key.split(/\s+/).slice(0, 2).join(' '));
+    const fingerprint = (key: string) => `SHA256:${createHash('sha256').update(Buffer.from(key.split(' ')[1] ?? '', 'base64')).digest('base64').replace(/=+$/, '')}`;
+    return [
+      `[    0.000000] Linux version 6.1.0-13-cloud-amd64 (debian-kernel@lists.debian.org)`,
+      'ec2: ',
+      'ec2: #############################################################',
+      'ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----',
+      ...keys.map((key) => `ec2: 256 ${fingerprint(key)} root@${host} (${key.startsWith('ssh-ed25519') ? 'ED25519' : key.split(' ')[0]?.toUpperCase()})`),
+      'ec2: -----END SSH HOST KEY FINGERPRINTS-----',
+      'ec2: #############################################################',
+      '-----BEGIN SSH HOST KEY KEYS-----',
+      ...keys.map((key) => `${key} root@${host}`),
+      '-----END SSH HOST KEY KEYS-----',
+      `Cloud-init v. 22.4.2 finished. Datasource DataSourceEc2Local.`,
+      '',
+    ].join('\n');
+  }
 
   private id(prefix: string): string {
     this.sequence++;
@@ -839,6 +874,11 @@ export class Ec2Region {
       return { return: true, keyPairId: keyPair?.id };
     },
 
+    GetConsoleOutput: (reader) => {
+      const instance = this.find(this.instances, required(reader, 'InstanceId'), 'InvalidInstanceID.NotFound', 'instance');
+      const output = this.consoleOutput(instance);
+      return { instanceId: instance.id, timestamp: new Date().toISOString(), ...(output === undefined ? {} : { output: Buffer.from(output).toString('base64') }) };
+    },
     RunInstances: (reader) => {
       const token = clientTokenOf(reader);
       const parameters = JSON.stringify(Object.entries(reader.data).filter(([key]) => key !== 'ClientToken').sort(([a], [b]) => a.localeCompare(b)));

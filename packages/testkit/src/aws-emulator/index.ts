@@ -28,6 +28,11 @@ export interface AwsEmulatorOptions {
   changeSyncMs?: number;
   /** Seeds the faults, and the zone CreateSubnet picks when asked for none. */
   seed?: number;
+  /**
+   * The SSH host public keys (OpenSSH text) every instance prints on its console at first boot
+   * (GetConsoleOutput): a test's sshd that stands for the instances. Default: a key of each instance's own.
+   */
+  hostKeys?: string[];
 }
 
 export interface AwsEmulator {
@@ -72,7 +77,7 @@ export async function startAwsEmulator(options: AwsEmulatorOptions = {}): Promis
   const ec2 = new Map(
     regions.map((region) => [
       region,
-      new Ec2Region(region, faults, timing, EMULATED_IMAGES, zoneCatalogue(region, options.instanceTypeOfferings?.[region]), seededRandom(seed)),
+      new Ec2Region(region, faults, timing, EMULATED_IMAGES, zoneCatalogue(region, options.instanceTypeOfferings?.[region]), seededRandom(seed), options.hostKeys ?? []),
     ]),
   );
   const route53 = new Route53State(options.changeSyncMs ?? 100);
