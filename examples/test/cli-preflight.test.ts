@@ -64,6 +64,18 @@ const mistakes: Array<{ title: string; file: () => Promise<Record<string, unknow
     message: /the target spec has no instance "data-9"/,
   },
   {
+    title: 'a data target on a new server the mover cannot reach (its public address, in a private subnet)',
+    file: async () => withData((data) => Object.assign(data[0] as object, { target: { instance: 'data-1', address: 'publicIp', port: 3306, user: 'root' } })),
+    path: 'data[0].target.address',
+    message: /data-1 is in the private subnet private: it has no public address/,
+  },
+  {
+    title: 'a data target on a new server whose firewalls do not admit its port',
+    file: async () => withData((data) => Object.assign(data[0] as object, { target: { instance: 'web-1', address: 'privateIp', port: 3306, user: 'root' } })),
+    path: 'data[0].target.port',
+    message: /no firewall of web-1 admits TCP port 3306 from inside the network/,
+  },
+  {
     title: 'a DNS record pointing at an instance the spec does not have',
     file: async () => ({ ...base, dns: { ...(base.dns as object), records: [{ name: 'www', to: { instance: ['web-1', 'web-7'] } }] } }),
     path: 'dns.records[0].to.instance',
@@ -101,6 +113,12 @@ const mistakes: Array<{ title: string; file: () => Promise<Record<string, unknow
     },
     path: 'servers.ssh.knownHosts',
     message: /line 1 of \S+damaged_known_hosts is not a known_hosts line/,
+  },
+  {
+    title: 'a DNS record to move that the zone does not have',
+    file: async () => ({ ...base, dns: { ...(base.dns as object), records: [{ name: 'www', to: { instance: ['web-1'] } }, { name: 'nosuch', to: { instance: ['web-1'] } }] } }),
+    path: 'dns.records[1]',
+    message: new RegExp(`${ZONE.replaceAll('.', '\\.')} has no A record nosuch`),
   },
   {
     title: 'a DNS zone the chosen provider does not hold',

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectSsh, knownHostsStore, ValidationError, withPins } from '@armada/core';
+import { connectSsh, knownHostsStore, ValidationError, withJsonPins, withPins } from '@armada/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair, startSshServer, type SshServer } from '../src/index.js';
 
@@ -77,6 +77,15 @@ describe('known_hosts pins', () => {
     session.close();
     const wrong = withPins(knownHostsStore(file, { strict: true }), `${server.host}:${server.port}`, ['SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']);
     await expect(connectSsh({ ...target(), hostKeys: wrong })).rejects.toThrow(/has changed/);
+  });
+
+  it('still expects what an older JSON pin file pinned', async () => {
+    const json = join(directory, 'known_hosts.json');
+    await writeFile(json, JSON.stringify({ [`${server.host}:${server.port}`]: 'SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }));
+    await expect(connectSsh({ ...target(), hostKeys: withJsonPins(knownHostsStore(join(directory, 'fresh')), json) })).rejects.toThrow(/has changed/);
+    await writeFile(json, JSON.stringify({ [`${server.host}:${server.port}`]: await fingerprintOf(server.hostPublicKey) }));
+    const session = await connectSsh({ ...target(), hostKeys: withJsonPins(knownHostsStore(join(directory, 'fresh'), { strict: true }), json) });
+    session.close();
   });
 
   it('names a damaged file and its line, not "host denied"', async () => {

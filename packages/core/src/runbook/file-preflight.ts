@@ -13,6 +13,7 @@ import { instanceNames } from '../policies/rules.js';
 import type { ProviderV1 } from '../provider.js';
 import { roleOf, type ServerPolicies } from '../server/policy.js';
 import { parseKnownHosts } from '../ssh/known-hosts.js';
+import { cidrContains, parseCidr } from '../spec/cidr.js';
 import type { EnvironmentSpec } from '../spec/schema.js';
 import type { PreflightCheck } from './preflight.js';
 import type { MigrationDefinition } from './steps.js';
@@ -52,14 +53,37 @@ export function roleIssues(spec: EnvironmentSpec, policies: ServerPolicies, poli
   return issues;
 }
 
-/** Whether the firewalls of an instance admit TCP on `port` from somewhere (a data target on a new server). */
-export function admitsPort(spec: EnvironmentSpec, instanceName: string, port: number): boolean {
+/**
+ * Whether the mover, on the machine that runs the migration, can reach a data target on a new
+ * server: the instance has the address the file names (a public one only in a public subnet), and
+ * one of its firewalls admits TCP on `port` from where the mover connects: from outside the network
+ * for the public address, from inside it (a CIDR in the network, a subnet or a firewall of it: a
+ * tunnel or a bastion) for the private one.
+ */
+export function targetReachIssue(spec: EnvironmentSpec, instanceName: string, port: number, address: 'publicIp' | 'privateIp', path: string): ValidationIssue | undefined {
   const group = specInstances(spec).find((instance) => instance.name === instanceName)?.group;
-  if (!group) return false;
+  if (!group) return undefined;
+  const subnet = spec.network.subnets.find((entry) => entry.name === group.subnet);
+  if (address === 'publicIp' && subnet?.access !== 'public') {
+    return { path: `${path}.address`, message: `${instanceName} is in the private subnet ${group.subnet}: it has no public address`, fix: 'use address: privateIp (through a tunnel or from inside the network)' };
+  }
+  const network = parseCidr(spec.network.cidr);
+  const inside = (cidr: string) => {
+    const parsed = parseCidr(cidr);
+    return network.ok && parsed.ok && cidrContains(network.cidr, parsed.cidr);
+  };
+  const fromWhere = (peer: { cidr: string } | { firewall: string } | { subnet: string }) => ('cidr' in peer ? (inside(peer.cidr) ? 'inside' : 'outside') : 'inside');
   const firewalls = spec.firewalls.filter((firewall) => group.firewalls.includes(firewall.name));
-  return firewalls.some((firewall) =>
-    firewall.ingress.some((rule) => (rule.protocol === 'tcp' || rule.protocol === 'all') && (!rule.ports || (rule.ports.from <= port && port <= rule.ports.to))),
+  const admitting = firewalls.flatMap((firewall) =>
+    firewall.ingress.filter((rule) => (rule.protocol === 'tcp' || rule.protocol === 'all') && (!rule.ports || (rule.ports.from <= port && port <= rule.ports.to))),
   );
+  const wanted = address === 'publicIp' ? 'outside' : 'inside';
+  if (admitting.some((rule) => fromWhere(rule.from) === wanted || ('cidr' in rule.from && rule.from.cidr === '0.0.0.0/0'))) return undefined;
+  return {
+    path: `${path}.port`,
+    message: `no firewall of ${instanceName} admits TCP port ${port} from ${wanted === 'outside' ? 'outside the network (the mover connects to its public address)' : 'inside the network (the mover connects to its private address)'}`,
+    fix: `admit tcp ${port} in a firewall of ${instanceName} from where the mover runs${wanted === 'inside' ? ' (a subnet, a firewall, or a CIDR of the network)' : ' (its address, as a CIDR)'}`,
+  };
 }
 
 const sameHost = (a: string, b: string) => {
@@ -88,16 +112,26 @@ export function providerCheck(provider: ProviderV1, path: string, signal?: Abort
 }
 
 /** The DNS zone is held by the provider the file names, and its records can be read. */
-export function dnsZoneCheck(dns: NonNullable<ProviderV1['dns']>, owner: { id: string; which: 'source' | 'target' } | undefined, zone: string): PreflightCheck {
+export function dnsZoneCheck(
+  dns: NonNullable<ProviderV1['dns']>,
+  owner: { id: string; which: 'source' | 'target' } | undefined,
+  zone: string,
+  records: ReadonlyArray<{ name: string; type?: string | undefined }> = [],
+): PreflightCheck {
   const holder = owner ? `the ${owner.which} provider (${owner.id})` : 'its DNS service';
   return {
-    what: `DNS zone ${zone} on ${holder}: held, its records readable`,
+    what: `DNS zone ${zone} on ${holder}: held, with the ${records.length} record(s) to move`,
     path: 'dns.zone',
     async check(context) {
       try {
-        // A record to switch that is not there yet is created by the switch: not a problem.
-        await dns.listRecords(zone, { signal: context.signal });
-        return [];
+        // The cutover lowers the TTL of each record first: one that is not there would stop it mid-run.
+        const present = await dns.listRecords(zone, { signal: context.signal });
+        return records.flatMap((record, index) => {
+          const type = record.type ?? 'A';
+          if (present.some((entry) => entry.name === record.name && entry.type === type)) return [];
+          const other = present.find((entry) => entry.name === record.name);
+          return [{ path: `dns.records[${index}]`, message: other ? `${record.name} in ${zone} is a ${other.type} record, not ${type}` : `${zone} has no ${type} record ${record.name}`, fix: other ? `set type: ${other.type}, or change the record first` : 'check the name and type, or create the record before the migration' }];
+        });
       } catch (error) {
         if (!NotFoundError.isInstance(error)) throw error;
         return [{ path: 'dns.zone', message: `${holder} holds no zone ${zone}`, fix: 'create the zone there, or set dns.provider to the provider that holds it' }];
@@ -166,7 +200,7 @@ export function migrationPreflight(definition: MigrationDefinition, options: { d
   return [
     providerCheck(definition.target.provider, 'target.provider'),
     ...(needsSource ? [providerCheck(definition.source.provider, 'source.provider')] : []),
-    ...(definition.dns ? [dnsZoneCheck(definition.dns.dns, options.dnsOwner, definition.dns.zone)] : []),
+    ...(definition.dns ? [dnsZoneCheck(definition.dns.dns, options.dnsOwner, definition.dns.zone, definition.dns.records)] : []),
     ...(definition.data ?? []).map((store) =>
       dataStoreCheck({
         path: store.path ?? `data.${store.name}`,

@@ -18,12 +18,12 @@ import { sleep } from '../execute/retry.js';
 import type { PluginRegistry } from '../registry.js';
 import { loadServerPoliciesFile } from '../server/policy.js';
 import { loadSpecFile, parseSpecText, toIssues } from '../spec/load.js';
-import { knownHostsStore, withPins } from '../ssh/known-hosts.js';
+import { knownHostsStore, withJsonPins, withPins } from '../ssh/known-hosts.js';
 import { parseJump, sshConfigFor } from '../ssh/ssh-config.js';
 import { connectSsh, fingerprintOf } from '../ssh/transport.js';
 import { waitUntil } from '../execute/wait.js';
 import type { ProviderV1 } from '../provider.js';
-import { admitsPort, instanceIssue, knownHostsCheck, migrationPreflight, roleIssues, sameEndpointIssue, sshKeyCheck } from './file-preflight.js';
+import { instanceIssue, targetReachIssue, knownHostsCheck, migrationPreflight, roleIssues, sameEndpointIssue, sshKeyCheck } from './file-preflight.js';
 import { knownIssuesCheck, type PreflightCheck } from './preflight.js';
 import type { MigrationStep } from './runbook.js';
 import { type DataStoreMove, type MigrationDefinition, type ProvisionedInstance, standardMigrationSteps } from './steps.js';
@@ -248,8 +248,9 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
       if ('instance' in store.target) {
         const missing = instanceIssue(`data[${index}].target.instance`, store.target.instance, spec);
         if (missing) found.push(missing);
-        else if (!admitsPort(spec, store.target.instance, store.target.port)) {
-          found.push({ path: `data[${index}].target.port`, message: `no firewall of instance ${store.target.instance} admits TCP port ${store.target.port}, so the mover cannot reach the new server`, fix: `admit tcp ${store.target.port} in a firewall of ${store.target.instance} in the target spec` });
+        else {
+          const unreachable = targetReachIssue(spec, store.target.instance, store.target.port, store.target.address, `data[${index}].target`);
+          if (unreachable) found.push(unreachable);
         }
       }
     });
@@ -319,7 +320,8 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
   let servers: MigrationDefinition['servers'];
   if (file.servers && policies && configManager) {
     const { ssh } = file.servers;
-    const hostKeys = knownHostsStore(knownHostsPath(ssh), { strict: ssh.strictHostKeys });
+    // An older Armada pinned keys in the run's directory: still honoured, never lost.
+    const hostKeys = withJsonPins(knownHostsStore(knownHostsPath(ssh), { strict: ssh.strictHostKeys }), join(directory, 'known_hosts.json'));
     const sshConfig = ssh.config ? at(ssh.config) : join(env.HOME ?? homedir(), '.ssh', 'config');
     // Read when a server is first reached (a dry run needs no key), each file once.
     const keys = new Map<string, Promise<string>>();

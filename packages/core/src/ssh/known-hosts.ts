@@ -110,9 +110,30 @@ export function knownHostsStore(path: string, options: KnownHostsOptions = {}): 
   };
 }
 
+/** A store that also expects, for each host, the fingerprints `extra` gives. */
+function withExtraPins(store: HostKeyStore, extra: (host: string) => Promise<readonly string[]>): HostKeyStore {
+  const all = async (host: string) => [...(store.all ? await store.all(host) : [await store.get(host)].filter((print): print is string => print !== undefined)), ...(await extra(host))];
+  return { ...store, get: async (host) => (await all(host))[0], all, set: store.set.bind(store) };
+}
+
 /** A store that also accepts the given fingerprints for one host (pins written in a migration file). */
 export function withPins(store: HostKeyStore, id: string, fingerprints: readonly string[]): HostKeyStore {
   if (fingerprints.length === 0) return store;
-  const all = async (host: string) => [...(store.all ? await store.all(host) : [await store.get(host)].filter((print): print is string => print !== undefined)), ...(host === id ? fingerprints : [])];
-  return { ...store, get: async (host) => (await all(host))[0], all, set: store.set.bind(store) };
+  return withExtraPins(store, async (host) => (host === id ? fingerprints : []));
+}
+
+/**
+ * A store that also honours the pins of an older JSON store (`host:port` -> fingerprint, what
+ * Armada kept in a run's directory before known_hosts): a key pinned there is still expected.
+ */
+export function withJsonPins(store: HostKeyStore, jsonPath: string): HostKeyStore {
+  return withExtraPins(store, async (host) => {
+    try {
+      const print = (JSON.parse(await readFile(jsonPath, 'utf8')) as Record<string, unknown>)[host];
+      return typeof print === 'string' ? [print] : [];
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new ValidationError(`The host key pins ${jsonPath} cannot be read: ${(error as Error).message}.`);
+    }
+  });
 }
