@@ -143,6 +143,8 @@ describe('runMigration', () => {
     expect(existsSync(run)).toBe(false);
     const fine = await runMigration({ name: 'p', steps, directory: run, preflight: [knownIssuesCheck('the file', [])] });
     expect(fine.preflight?.checked).toEqual(['the file']);
+    // The report says what preflight checked.
+    expect(renderMigrationReport(fine)).toMatch(/^ {2}checked {6}Preflight: nothing wrong in 1 checks\n {17}the file$/m);
     expect(runs).toEqual(['provision']);
   });
 
