@@ -51,6 +51,25 @@ describe('armada migrate', () => {
     expect(existsSync(join(dir.path, '.armada', 'migrations'))).toBe(false);
   });
 
+  it('names the field of a missing spec or policies file, an unknown mover with those registered, and a typo of the file\'s own fields', async () => {
+    const missing = await migrationFile({
+      target: { spec: '../nowhere.yaml', provider: { id: 'in-memory', region: 'local-1' } },
+      servers: { policies: '../no-policies.yaml', ssh: { user: 'admin' } },
+      data: [{ name: 'db', mover: 'mysqll', source: { host: '127.0.0.1', port: 3306 }, target: { host: '127.0.0.1', port: 3307 } }],
+    });
+    const run = await armada(['migrate', missing, '--dry-run'], { cwd: dir.path });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/target\.spec: \S+nowhere\.yaml does not exist \(fix: correct the path/);
+    expect(run.stderr).toMatch(/servers\.policies: \S+no-policies\.yaml does not exist/);
+    expect(run.stderr).toMatch(/data\[0\]\.mover: no data mover "mysqll" is registered \(fix: use one of: mysql, redis/);
+    expect(run.stderr).not.toMatch(/ENOENT|looks like a bug/);
+    expect(run.stderr).not.toMatch(STACK_LINE);
+    const typo = await dir.file('typo.yaml', 'name: t\nsource: { environment: armada, provider: { id: in-memory, region: local-1 } }\ntaget: { spec: armada.json, provider: { id: in-memory, region: local-1 } }\n');
+    const typed = await armada(['migrate', typo], { cwd: dir.path });
+    expect(typed.code).toBe(2);
+    expect(typed.stderr).toContain('taget: is not a known field (fix: did you mean "target"?)');
+  });
+
   it('resumes a run killed before its first checkpoint (its directory made, nothing recorded) as well as a later one', async () => {
     const file = await migrationFile();
     // What a run killed during preflight or before its first step leaves: the directory alone.
