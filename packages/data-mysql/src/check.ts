@@ -43,10 +43,24 @@ export async function checkMysql(sourceEndpoint: DataEndpoint, targetEndpoint: D
     if (!grants.holdsGlobal('RELOAD')) {
       issues.push({ path: 'source.privileges', message: `the source login ${grants.account} lacks RELOAD: the copy's consistent snapshot starts with FLUSH TABLES WITH READ LOCK`, fix: `GRANT RELOAD ON *.* TO ${grants.account}` });
     }
-    if (options.mode === 'replicate' && !grants.holdsGlobal('BINLOG MONITOR', 'REPLICATION CLIENT', 'SUPER')) {
-      issues.push({ path: 'source.privileges', message: `the source login ${grants.account} lacks BINLOG MONITOR: replication starts from the copy's binlog position`, fix: `GRANT BINLOG MONITOR ON *.* TO ${grants.account}` });
+    if (options.mode === 'replicate') {
+      // The target replicates as the source's login, from the copy's position, and the cutover makes the source read-only.
+      const needs: Array<[string[], string]> = [
+        [['BINLOG MONITOR', 'REPLICATION CLIENT', 'SUPER'], "replication starts from the copy's binlog position (SHOW MASTER STATUS)"],
+        [['REPLICATION SLAVE', 'REPLICATION REPLICA'], 'the target replicates as this login'],
+        [['READ_ONLY ADMIN', 'SUPER'], 'the cutover makes the source read-only'],
+      ];
+      for (const [names, why] of needs) {
+        if (!grants.holdsGlobal(...names)) issues.push({ path: 'source.privileges', message: `the source login ${grants.account} lacks ${names[0]}: ${why}`, fix: `GRANT ${names[0]} ON *.* TO ${grants.account}` });
+      }
     }
     if (!target || !targetEndpoint || missing.length > 0) return issues;
+    if (options.mode === 'replicate') {
+      const targetGrants = await grantsOf(target);
+      if (!targetGrants.holdsGlobal('REPLICATION SLAVE ADMIN', 'REPLICATION_SLAVE_ADMIN', 'SUPER')) {
+        issues.push({ path: 'target.privileges', message: `the target login ${targetGrants.account} lacks REPLICATION SLAVE ADMIN: it runs CHANGE MASTER TO and START SLAVE`, fix: `GRANT REPLICATION SLAVE ADMIN ON *.* TO ${targetGrants.account}` });
+      }
+    }
     if ((await identity(source)) === (await identity(target))) {
       issues.push({ path: 'target', message: `the target ${where(targetEndpoint)} is the source server itself: the copy would overwrite what it reads`, fix: 'name the new server as the target' });
       return issues;

@@ -56,5 +56,11 @@ describe('MySQL check', () => {
     const found = paths(await mover.check(endpoint(source, { user: 'reader', password: 'pw' }), endpoint(target, { user: 'weak', password: 'pw' })));
     expect(found).toContainEqual(expect.stringMatching(/^source\.privileges: .*lacks RELOAD/));
     expect(found).toContainEqual(expect.stringMatching(/^target\.privileges.*CREATE/));
+    // Replication asks more of both logins.
+    const replicating = paths(await mover.check(endpoint(source, { user: 'reader', password: 'pw' }), endpoint(target, { user: 'weak', password: 'pw' }), { mode: 'replicate' }));
+    expect(replicating).toContainEqual(expect.stringMatching(/^source\.privileges: .*lacks REPLICATION SLAVE: the target replicates as this login/));
+    expect(replicating).toContainEqual(expect.stringMatching(/^source\.privileges: .*lacks READ_ONLY ADMIN/));
+    expect(replicating).toContainEqual(expect.stringMatching(/^target\.privileges: .*lacks REPLICATION SLAVE ADMIN/));
+    expect(await mover.check(endpoint(source), endpoint(target, { databases: undefined }), { mode: 'replicate' })).toEqual([]);
   });
 });

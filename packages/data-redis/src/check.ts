@@ -30,6 +30,25 @@ async function may(client: Redis, command: string, args: string[]): Promise<bool
   }
 }
 
+/**
+ * Commands an ACL user may not run, asked with ACL DRYRUN (Redis 7.2+), which runs nothing. A
+ * server that cannot answer (older, or the login may not ask) says nothing: the command is then
+ * tried when it is needed.
+ */
+async function deniedByAcl(client: Redis, endpoint: DataEndpoint, side: 'source' | 'target', commands: string[][]): Promise<ValidationIssue[]> {
+  const user = endpoint.user ?? 'default';
+  const denied: string[] = [];
+  for (const command of commands) {
+    try {
+      const answer = String(await client.call('ACL', 'DRYRUN', user, ...command));
+      if (answer !== 'OK') denied.push(command[0] as string);
+    } catch {
+      return [];
+    }
+  }
+  return denied.length === 0 ? [] : [{ path: `${side}.user`, message: `the ${side} login ${user} may not run ${denied.join(', ')}, which replication needs`, fix: `grant it ${denied.map((name) => `+${name.toLowerCase()}`).join(' ')} (ACL SETUSER ${user} ...)` }];
+}
+
 async function runId(client: Redis): Promise<string | undefined> {
   return (await client.info('server')).match(/^run_id:(\w+)/m)?.[1];
 }
@@ -48,6 +67,11 @@ export async function checkRedis(sourceEndpoint: DataEndpoint, targetEndpoint: D
     const probe = `armada:preflight:${process.pid}:${Date.now()}`;
     if (source && !((await may(source, 'SCAN', ['0', 'COUNT', '1'])) && (await may(source, 'DUMP', [probe])))) {
       issues.push({ path: 'source.user', message: `the source login at ${where(sourceEndpoint)} may not read keys (SCAN, DUMP)`, fix: 'grant it +@read +@keyspace (ACL SETUSER ...), or use a login that has them' });
+    }
+    if (options.mode === 'replicate') {
+      // The target syncs from the source (PSYNC) and the cutover pauses the source's writes.
+      if (source) issues.push(...(await deniedByAcl(source, sourceEndpoint, 'source', [['PSYNC', '?', '-1'], ['CLIENT', 'PAUSE', '1', 'WRITE']])));
+      if (target && targetEndpoint) issues.push(...(await deniedByAcl(target, targetEndpoint, 'target', [['REPLICAOF', 'NO', 'ONE'], ['CONFIG', 'SET', 'masterauth', 'x']])));
     }
     if (!source || !target || !targetEndpoint) return issues;
     const [sourceId, targetId] = await Promise.all([runId(source), runId(target)]);

@@ -30,8 +30,13 @@ beforeAll(async () => {
     await redis.mset('a', '1', 'b', '2');
     await redis.call('ACL', 'SETUSER', 'blind', 'on', '>pw', '~*', '+@all', '-dump');
     await redis.call('ACL', 'SETUSER', 'reader', 'on', '>pw', '~*', '+@read', '+@keyspace', '+ping', '+info', '+scan', '+dump', '+memory', '-restore');
+    // May ask ACL DRYRUN (it has +@all), but not sync nor pause writes.
+    await redis.call('ACL', 'SETUSER', 'syncless', 'on', '>pw', '~*', '+@all', '-psync', '-sync', '-client');
   });
-  await on(target, (redis) => redis.call('ACL', 'SETUSER', 'reader', 'on', '>pw', '~*', '+@read', '+ping', '+info', '-restore'));
+  await on(target, async (redis) => {
+    await redis.call('ACL', 'SETUSER', 'reader', 'on', '>pw', '~*', '+@read', '+ping', '+info', '-restore');
+    await redis.call('ACL', 'SETUSER', 'unfollowing', 'on', '>pw', '~*', '+@all', '-replicaof', '-slaveof', '-config');
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -50,6 +55,15 @@ describe('Redis check', () => {
   it('names an unreachable server and refused credentials', async () => {
     expect(paths(await mover.check({ host: '127.0.0.1', port: 1 }, undefined))).toEqual([expect.stringMatching(/^source: .*ECONNREFUSED/)]);
     expect(paths(await mover.check(endpoint(source, { user: 'reader', password: 'wrong' }), undefined))).toEqual(['source: the password (or user) was refused']);
+  });
+
+  it('finds, for replication, a source login that may not sync or pause writes and a target login that may not follow', async () => {
+    expect(await mover.check(endpoint(source), endpoint(target), { mode: 'replicate' })).toEqual([]);
+    const found = paths(await mover.check(endpoint(source, { user: 'syncless', password: 'pw' }), endpoint(target, { user: 'unfollowing', password: 'pw' }), { mode: 'replicate' }));
+    expect(found).toContainEqual(expect.stringMatching(/^source\.user: the source login syncless may not run PSYNC, CLIENT, which replication needs/));
+    expect(found).toContainEqual(expect.stringMatching(/^target\.user: the target login unfollowing may not run REPLICAOF, CONFIG, which replication needs/));
+    // A login that may not even ask (no ACL rights) is not judged: its commands are tried when needed.
+    expect(paths(await mover.check(endpoint(source, { user: 'reader', password: 'pw' }), undefined, { mode: 'replicate' }))).toEqual([]);
   });
 
   it('finds a login that may not read or write keys, a copy onto itself, and a target holding data', async () => {
