@@ -13,6 +13,7 @@
 import {
   ArmadaTokens,
   CreateAttempts,
+  hostKeysInConsole,
   NAMED_SIZES,
   UnsupportedError,
   ValidationError,
@@ -180,6 +181,14 @@ export function createOpenStackProvider(options: OpenStackProviderOptions): Prov
       firewall: firewallService(context),
       keyPair: keyPairService(context),
       instance: instanceService(context),
+    },
+    async consoleHostKeys(instanceId) {
+      // Nova's os-getConsoleOutput: the boot log, where cloud-init prints the host keys.
+      const answer = await client.request<{ output?: string }>('compute', 'POST', `/servers/${instanceId}/action`, {
+        microversion: NOVA_MICROVERSION,
+        body: { 'os-getConsoleOutput': { length: null } },
+      });
+      return hostKeysInConsole(answer?.output ?? '');
     },
     async verify() {
       // Authenticating proves the credentials (401 -> ValidationError) and gives the catalog.

@@ -157,6 +157,25 @@ describe('the OpenStack provider against the emulator', () => {
     expect(emulator.calls('POST nova servers') - posts).toBe(1);
     expect(emulator.servers().filter((server) => server.tags.includes(serverEnvironmentTag('lost')))).toHaveLength(1);
   });
+
+  it('reads the host keys a server printed on its console (os-getConsoleOutput)', async () => {
+    const hostKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINNNN+naQ04mtUQiKtltKiEhFP2Cg0PPwVJ+CiBH6+IR host';
+    const printing = await startOpenStackEmulator({ bootMs: 20, deleteMs: 10, hostKeys: [hostKey] });
+    try {
+      const provider = createOpenStackProvider(providerOptionsFor(printing));
+      const spec = await parseSpec({
+        name: 'console',
+        provider: { id: 'openstack', region: REGION },
+        network: { name: 'net', cidr: '10.9.0.0/16', subnets: [{ name: 'a', cidr: '10.9.1.0/24', access: 'private' }] },
+        instances: [{ name: 'one', size: 'small', image: 'debian-12', subnet: 'a' }],
+      });
+      expect((await executePlan(await plan({ spec, provider }), { provider })).status).toBe('succeeded');
+      const server = printing.servers().find((entry) => entry.tags.includes(serverEnvironmentTag('console')));
+      expect(await provider.consoleHostKeys?.(server?.id ?? '')).toEqual([hostKey.split(' ').slice(0, 2).join(' ')]);
+    } finally {
+      await printing.close();
+    }
+  });
 });
 
 describe('adapt()', () => {

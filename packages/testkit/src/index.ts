@@ -1,4 +1,5 @@
 export * from './faults.js';
+export * from './console.js';
 export * from './in-memory/cloud.js';
 export * from './in-memory/provider.js';
 export * from './aws-emulator/index.js';

@@ -21,7 +21,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cidrsOverlap, parseCidr } from '@armada/core';
-import { FaultInjector, LostResponseError, type PortableOperation } from '@armada/testkit';
+import { FaultInjector, LostResponseError, bootConsole, standInHostKey, type PortableOperation } from '@armada/testkit';
 
 export interface OpenStackEmulatorOptions {
   /** Accepted users. Default: one user `demo` / `secret` in project `demo`. */
@@ -37,6 +37,8 @@ export interface OpenStackEmulatorOptions {
   /** `Retry-After` on a 429, in seconds (default 1). */
   retryAfterSeconds?: number;
   seed?: number;
+  /** The SSH host public keys every server prints on its console once ACTIVE (os-getConsoleOutput). Default: one of each server's own. */
+  hostKeys?: string[];
 }
 
 export interface EmulatedServer {
@@ -767,6 +769,14 @@ export async function startOpenStackEmulator(options: OpenStackEmulatorOptions =
         // PUT replaces all the metadata.
         server.metadata = { ...checkMetadata(body.metadata) };
         return { status: 200, json: { metadata: server.metadata } };
+      }
+      case 'POST servers :id action': {
+        const server = serverVisible(servers.get(String(id)));
+        if (!server) throw novaNotFound(`Instance ${id} could not be found.`);
+        if (!('os-getConsoleOutput' in body)) throw badRequest('This emulator knows only the os-getConsoleOutput server action.', 'nova');
+        // Nova's answer (compute API, "Show Console Output"): the log so far; empty while it builds.
+        const booted = serverStatus(server) === 'ACTIVE';
+        return { status: 200, json: { output: booted ? bootConsole(options.hostKeys ?? [standInHostKey(server.id)], server.name) : '' } };
       }
       case 'DELETE servers :id': {
         const server = serverVisible(servers.get(String(id)));

@@ -5,6 +5,7 @@
  * consistency (new ids invisible to Describe calls for a while), instance types offered per
  * zone, and EC2's limits on tags and security group rules.
  */
+import { bootConsole, standInHostKey } from '../console.js';
 import { createHash } from 'node:crypto';
 import { cidrContains, cidrsOverlap, parseCidr, type Cidr } from '@armada/core';
 import type { FaultInjector, PortableOperation } from '../faults.js';
@@ -215,36 +216,12 @@ export class Ec2Region {
   ) {}
 
   /**
-   * The console output of an instance that has booted, as Debian's cloud-init writes it on EC2:
-   * the host keys' fingerprints, then the keys between `-----BEGIN SSH HOST KEY KEYS-----` and
-   * `-----END SSH HOST KEY KEYS-----`. Before the first boot ends there is no output.
+   * The console output of an instance that has booted (see console.ts); before its first boot ends
+   * there is none.
    */
   private consoleOutput(instance: Instance): string | undefined {
     if (this.stateOf(instance) === 'pending') return undefined;
-    const host = `ip-${instance.privateIp.replaceAll('.', '-')}`;
-    // An instance of its own: an ed25519 key made from its id (a stand-in: no one can log in to it).
-    const own = () => {
-      const type = Buffer.from('ssh-ed25519');
-      const point = createHash('sha256').update(instance.id).digest();
-      const blob = Buffer.concat([Buffer.from([0, 0, 0, type.length]), type, Buffer.from([0, 0, 0, 32]), point]);
-      return `ssh-ed25519 ${blob.toString('base64')}`;
-    };
-    const keys = (this.hostKeys.length > 0 ? this.hostKeys : [own()]).map((key) => key.split(/\s+/).slice(0, 2).join(' '));
-    const fingerprint = (key: string) => `SHA256:${createHash('sha256').update(Buffer.from(key.split(' ')[1] ?? '', 'base64')).digest('base64').replace(/=+$/, '')}`;
-    return [
-      `[    0.000000] Linux version 6.1.0-13-cloud-amd64 (debian-kernel@lists.debian.org)`,
-      'ec2: ',
-      'ec2: #############################################################',
-      'ec2: -----BEGIN SSH HOST KEY FINGERPRINTS-----',
-      ...keys.map((key) => `ec2: 256 ${fingerprint(key)} root@${host} (${key.startsWith('ssh-ed25519') ? 'ED25519' : key.split(' ')[0]?.toUpperCase()})`),
-      'ec2: -----END SSH HOST KEY FINGERPRINTS-----',
-      'ec2: #############################################################',
-      '-----BEGIN SSH HOST KEY KEYS-----',
-      ...keys.map((key) => `${key} root@${host}`),
-      '-----END SSH HOST KEY KEYS-----',
-      `Cloud-init v. 22.4.2 finished. Datasource DataSourceEc2Local.`,
-      '',
-    ].join('\n');
+    return bootConsole(this.hostKeys.length > 0 ? this.hostKeys : [standInHostKey(instance.id)], `ip-${instance.privateIp.replaceAll('.', '-')}`);
   }
 
   private id(prefix: string): string {
