@@ -238,6 +238,12 @@ export class ValidationError extends ArmadaError {
   }
 }
 
+/** An error as issues (for checks that report rather than throw): a ValidationError's own, else one at `path`. */
+export function issuesOfError(error: unknown, path: string): ValidationIssue[] {
+  if (ValidationError.isInstance(error) && error.issues.length > 0) return [...error.issues];
+  return [{ path, message: error instanceof Error ? error.message : String(error) }];
+}
+
 export function formatIssues(issues: readonly ValidationIssue[]): string {
   return issues
     .map((issue) => `  - ${issue.path || '(root)'}: ${issue.message}${issue.fix ? ` (fix: ${issue.fix})` : ''}`)

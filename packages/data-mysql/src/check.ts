@@ -8,15 +8,10 @@
  * Plus what only the copy's snapshot and the replication need of the source login: RELOAD for the
  * read lock, BINLOG MONITOR (REPLICATION CLIENT) for the binlog position.
  */
-import { ValidationError, type CheckOptions, type DataEndpoint, type ValidationIssue } from '@armada/core';
+import { ValidationError, issuesOfError, type CheckOptions, type DataEndpoint, type ValidationIssue } from '@armada/core';
 import { type MysqlCopyOptions, occupiedIssues, planAndCheckCopy } from './mover.js';
 import { grantsOf } from './preflight.js';
 import { type Connection, connectTo, databasesOf, rows, where } from './sql.js';
-
-function issuesOf(error: unknown, path: string): ValidationIssue[] {
-  if (ValidationError.isInstance(error) && error.issues.length > 0) return [...error.issues];
-  return [{ path, message: (error as Error).message }];
-}
 
 /** Enough to tell one server from another: the same host name, port and data directory are one server, whatever address reached it. */
 async function identity(connection: Connection): Promise<string> {
@@ -28,7 +23,7 @@ export async function checkMysql(sourceEndpoint: DataEndpoint, targetEndpoint: D
   const issues: ValidationIssue[] = [];
   const connect = (endpoint: DataEndpoint, role: 'source' | 'target') =>
     connectTo(endpoint, role).catch((error: unknown) => {
-      issues.push(...issuesOf(error, role));
+      issues.push(...issuesOfError(error, role));
       return undefined;
     });
   const source = await connect(sourceEndpoint, 'source');

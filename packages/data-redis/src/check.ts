@@ -5,16 +5,10 @@
  * same server (same run_id: a copy onto itself); the target's databases are empty unless
  * `replaceExisting`; the data set fits the target's maxmemory (capacity.ts).
  */
-import { ValidationError, type CheckOptions, type DataEndpoint, type ValidationIssue } from '@armada/core';
+import { issuesOfError, type CheckOptions, type DataEndpoint, type ValidationIssue } from '@armada/core';
 import type { Redis } from 'ioredis';
 import { checkCapacity } from './capacity.js';
 import { keyspace, open, where } from './connection.js';
-
-/** An error's issues, as a check reports them (a ValidationError's own, or one at `path`). */
-function issuesOf(error: unknown, path: string): ValidationIssue[] {
-  if (ValidationError.isInstance(error) && error.issues.length > 0) return [...error.issues];
-  return [{ path, message: (error as Error).message }];
-}
 
 // Only a refused command counts: "no permissions to access a key" is about the probe's key name,
 // which an ACL key pattern may exclude though the copy's own keys are allowed.
@@ -57,7 +51,7 @@ export async function checkRedis(sourceEndpoint: DataEndpoint, targetEndpoint: D
   const issues: ValidationIssue[] = [];
   const connect = (endpoint: DataEndpoint, role: 'source' | 'target') =>
     open(endpoint, role).catch((error: unknown) => {
-      issues.push(...issuesOf(error, role));
+      issues.push(...issuesOfError(error, role));
       return undefined;
     });
   const source = await connect(sourceEndpoint, 'source');
@@ -93,7 +87,7 @@ export async function checkRedis(sourceEndpoint: DataEndpoint, targetEndpoint: D
         if (keys > 0) issues.push({ path: `target.db${mapped(db)}`, message: `database ${mapped(db)} of the target ${where(targetEndpoint)} holds ${keys.toLocaleString('en-US')} keys`, fix: 'empty it, choose another target, or set replaceExisting: true' });
       }
     }
-    await checkCapacity(source, target, { databases, replaceExisting: options.replaceExisting ?? false, mapped }).catch((error: unknown) => issues.push(...issuesOf(error, 'target')));
+    await checkCapacity(source, target, { databases, replaceExisting: options.replaceExisting ?? false, mapped }).catch((error: unknown) => issues.push(...issuesOfError(error, 'target')));
     return issues;
   } finally {
     source?.disconnect();

@@ -1,6 +1,6 @@
 import type { EC2Client, InternetGateway } from '@aws-sdk/client-ec2';
 import type { Route53Client } from '@aws-sdk/client-route-53';
-import { ConnectionError, NotFoundError, waitUntil, type ApplyContext, type ProbeResult, type ResourceAddress } from '@armada/core';
+import { NotFoundError, waitUntil, type ApplyContext, type CreateAttempts, type ProbeResult, type ResourceAddress } from '@armada/core';
 import { AWS_PROVIDER_ID } from './errors.js';
 
 /** What every service of one provider instance shares. */
@@ -14,40 +14,13 @@ export interface AwsContext {
   pageSize: number;
   /** Creates already attempted in this run, by idempotency token (see isRetriedCreate). */
   attemptedCreates: Set<string>;
-  /** Creates whose outcome is unknown (no reply came: it may have taken effect), by the same key. */
-  uncertainCreates: Set<string>;
-  /** How long a resource just made may stay invisible to Describe calls (EC2's eventual consistency). */
-  consistencyWindowMs: number;
+  /**
+   * Creates with no idempotency token (CreateVpc, CreateInternetGateway): what each came to, so a
+   * retry reuses what it made, or looks for it for as long as EC2 may hide it (core's CreateAttempts).
+   */
+  attempts: CreateAttempts;
   /** Gateways being made for networks an interrupted run left without one, by VPC id (see repairGateway). */
   gatewayRepairs: Map<string, Promise<InternetGateway>>;
-}
-
-/**
- * A create call with no idempotency token (CreateVpc, CreateInternetGateway) whose outcome is
- * remembered: when no reply came (a ConnectionError: it may have taken effect), `key` is marked
- * uncertain, so that the retry looks for what it may have made for as long as EC2 may hide it.
- */
-export async function rememberingOutcome<T>(context: AwsContext, key: string, call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    if (ConnectionError.isInstance(error)) context.uncertainCreates.add(key);
-    throw error;
-  }
-}
-
-/**
- * What an earlier attempt of `key` made, found by `lookUp`: asked once, or, when that attempt's
- * outcome is unknown, again until the consistency window has passed (a resource made a moment ago
- * may not be listed yet, and creating a second one would leave the first an orphan).
- */
-export async function findEarlierAttempt<T>(context: AwsContext, key: string, lookUp: () => Promise<T | undefined>, signal?: AbortSignal): Promise<T | undefined> {
-  const deadline = Date.now() + (context.uncertainCreates.has(key) ? context.consistencyWindowMs : 0);
-  for (;;) {
-    const found = await lookUp();
-    if (found !== undefined || Date.now() >= deadline || signal?.aborted) return found;
-    await new Promise((resolve) => setTimeout(resolve, Math.min(context.pollIntervalMs, Math.max(0, deadline - Date.now()))));
-  }
 }
 
 /**

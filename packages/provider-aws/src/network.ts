@@ -19,7 +19,7 @@ import {
   type Vpc,
 } from '@aws-sdk/client-ec2';
 import { ConflictError, type ObservedResource, type ResourceService } from '@armada/core';
-import { findEarlierAttempt, followUp, ignoreNotFound, isRetriedCreate, rememberingOutcome, tolerating, type AwsContext } from './context.js';
+import { followUp, ignoreNotFound, isRetriedCreate, tolerating, type AwsContext } from './context.js';
 import { collect, environmentFilter, fromTagList, ownedAddress, tagFilters, tagSpecification } from './ec2-helpers.js';
 import { aws } from './errors.js';
 
@@ -39,20 +39,18 @@ const attachedTo = (vpcId: string) => (gateway: InternetGateway) => (gateway.Att
 
 /** The environment's internet gateway, created (or, on a retry, found) and attached to the VPC. */
 async function attachedGateway(context: AwsContext, vpcId: string, tags: Record<string, string>, retried: boolean, key: string): Promise<InternetGateway> {
-const { ec2 } = context;
+  const { ec2 } = context;
   let attempted = retried;
   const gateway = await followUp(context, `an internet gateway for ${vpcId}`, async () => {
     const found = attempted
-      ? await findEarlierAttempt(context, key, async () => (await aws('DescribeInternetGateways', () => ec2.send(new DescribeInternetGatewaysCommand({ Filters: tagFilters(tags) })))).InternetGateways?.[0])
+      ? await context.attempts.find(key, async () => (await aws('DescribeInternetGateways', () => ec2.send(new DescribeInternetGatewaysCommand({ Filters: tagFilters(tags) })))).InternetGateways?.[0])
       : undefined;
     attempted = true;
     return (
       found ??
-      (
-        await rememberingOutcome(context, key, () =>
-          aws('CreateInternetGateway', () => ec2.send(new CreateInternetGatewayCommand({ TagSpecifications: tagSpecification('internet-gateway', tags) }))),
-        )
-      ).InternetGateway
+      (await context.attempts.remember(key, async () =>
+        (await aws('CreateInternetGateway', () => ec2.send(new CreateInternetGatewayCommand({ TagSpecifications: tagSpecification('internet-gateway', tags) })))).InternetGateway,
+      ))
     );
   });
   const gatewayId = gateway?.InternetGatewayId;
@@ -106,16 +104,12 @@ export function networkService(context: AwsContext): ResourceService<'network'> 
       const retried = isRetriedCreate(context, apply, resource.address);
       // CreateVpc takes no idempotency token: a retry first looks for what an earlier attempt made.
       const key = apply.idempotencyToken(resource.address);
-      const adopted = retried
-        ? await findEarlierAttempt(context, key, async () => (await aws('DescribeVpcs', () => ec2.send(new DescribeVpcsCommand({ Filters: ours })))).Vpcs?.[0], apply.signal)
-        : undefined;
+      const adopted = retried ? await context.attempts.find(key, async () => (await aws('DescribeVpcs', () => ec2.send(new DescribeVpcsCommand({ Filters: ours })))).Vpcs?.[0], apply.signal) : undefined;
       const vpc =
         adopted ??
-        (
-          await rememberingOutcome(context, key, () =>
-            aws('CreateVpc', () => ec2.send(new CreateVpcCommand({ CidrBlock: resource.properties.cidr, TagSpecifications: tagSpecification('vpc', tags) }))),
-          )
-        ).Vpc;
+        (await context.attempts.remember(key, async () =>
+          (await aws('CreateVpc', () => ec2.send(new CreateVpcCommand({ CidrBlock: resource.properties.cidr, TagSpecifications: tagSpecification('vpc', tags) })))).Vpc,
+        ));
       const vpcId = vpc?.VpcId;
       if (!vpc || !vpcId) throw new ConflictError(`CreateVpc returned no VPC id for ${resource.address}.`);
       // Security groups need only the VPC id: let them start while the gateway is set up.

@@ -6,6 +6,7 @@
 import { DescribeImagesCommand, DescribeRegionsCommand, EC2Client, GetConsoleOutputCommand, paginateDescribeInstanceTypeOfferings, type EC2ClientConfig } from '@aws-sdk/client-ec2';
 import { Route53Client } from '@aws-sdk/client-route-53';
 import {
+  CreateAttempts,
   NAMED_SIZES,
   ValidationError,
   hostKeysInConsole,
@@ -84,16 +85,16 @@ export function createAwsProvider(options: AwsProviderOptions): ProviderV1 {
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
     ...(options.credentials ? { credentials: options.credentials } : {}),
   };
+  const pollIntervalMs = options.pollIntervalMs ?? 2000;
   const context: AwsContext = {
     ec2: options.ec2Client ?? new EC2Client(clientConfig),
     route53: options.route53Client ?? new Route53Client(clientConfig),
     region,
-    pollIntervalMs: options.pollIntervalMs ?? 2000,
+    pollIntervalMs,
     waitTimeoutMs: options.waitTimeoutMs ?? 600_000,
     pageSize: options.pageSize ?? 100,
     attemptedCreates: new Set(),
-    uncertainCreates: new Set(),
-    consistencyWindowMs: options.consistencyWindowMs ?? 10_000,
+    attempts: new CreateAttempts({ consistencyWindowMs: options.consistencyWindowMs ?? 10_000, pollIntervalMs }),
     gatewayRepairs: new Map(),
   };
   const instanceTypes = options.instanceTypes ?? DEFAULT_INSTANCE_TYPES;

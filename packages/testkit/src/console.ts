@@ -5,6 +5,7 @@
  * GetConsoleOutput (EC2) and os-getConsoleOutput (Nova) with it.
  */
 import { createHash } from 'node:crypto';
+import { fingerprintOf } from '@armada/core';
 
 /** An ed25519 public key made from `seed`: an instance's own stand-in key (no one can log in with it). */
 export function standInHostKey(seed: string): string {
@@ -15,7 +16,7 @@ export function standInHostKey(seed: string): string {
 
 export function bootConsole(hostKeys: readonly string[], hostname: string): string {
   const keys = hostKeys.map((key) => key.split(/\s+/).slice(0, 2).join(' '));
-  const fingerprint = (key: string) => `SHA256:${createHash('sha256').update(Buffer.from(key.split(' ')[1] ?? '', 'base64')).digest('base64').replace(/=+$/, '')}`;
+  const fingerprint = (key: string) => fingerprintOf(Buffer.from(key.split(' ')[1] ?? '', 'base64'));
   const kind = (key: string) => (key.startsWith('ssh-ed25519') ? 'ED25519' : key.startsWith('ssh-rsa') ? 'RSA' : 'ECDSA');
   return [
     '[    0.000000] Linux version 6.1.0-13-cloud-amd64 (debian-kernel@lists.debian.org)',

@@ -6,11 +6,11 @@
  * A line that is none of these is an error naming the file and the line, never a silent "host
  * denied".
  */
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { ValidationError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
-import type { HostKeyStore } from './transport.js';
+import { fingerprintOf, type HostKeyStore } from './transport.js';
 
 interface KnownHost {
   /** Patterns as written: `example.com`, `[127.0.0.1]:2222`, or `|1|salt|hash`. */
@@ -20,7 +20,6 @@ interface KnownHost {
   revoked: boolean;
 }
 
-const fingerprint = (key: Buffer) => `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
 
 /** `host:port` as known_hosts writes it: bare for port 22, bracketed otherwise. */
 export function knownHostsName(id: string): string {
@@ -92,8 +91,8 @@ export function knownHostsStore(path: string, options: KnownHostsOptions = {}): 
   const pinned = async (id: string): Promise<string[]> => {
     const name = knownHostsName(id);
     const { entries } = await load();
-    const found = entries.filter((entry) => !entry.revoked && entry.hosts.some((pattern) => matches(pattern, name))).map((entry) => fingerprint(entry.key));
-    const revoked = new Set(entries.filter((entry) => entry.revoked).map((entry) => fingerprint(entry.key)));
+    const found = entries.filter((entry) => !entry.revoked && entry.hosts.some((pattern) => matches(pattern, name))).map((entry) => fingerprintOf(entry.key));
+    const revoked = new Set(entries.filter((entry) => entry.revoked).map((entry) => fingerprintOf(entry.key)));
     return [...found, ...(options.pins?.[id] ?? [])].filter((print) => !revoked.has(print));
   };
   return {
@@ -102,7 +101,7 @@ export function knownHostsStore(path: string, options: KnownHostsOptions = {}): 
     all: pinned,
     async set(id, print, key) {
       if (!key) throw new ValidationError(`A known_hosts file keeps keys, not only fingerprints: no key was given for ${id}.`);
-      if (fingerprint(key) !== print) throw new ValidationError(`The key given for ${id} does not have the fingerprint ${print}.`);
+      if (fingerprintOf(key) !== print) throw new ValidationError(`The key given for ${id} does not have the fingerprint ${print}.`);
       const { text } = await load();
       const line = `${knownHostsName(id)} ${typeOf(key)} ${key.toString('base64')}\n`;
       await writeFileAtomic(path, `${text}${text === '' || text.endsWith('\n') ? '' : '\n'}${line}`);
