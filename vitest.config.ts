@@ -6,6 +6,12 @@ import { configDefaults, defineConfig } from 'vitest/config';
 
 /** Tests that change this machine (puppet apply, files under /etc/armada): one file at a time. */
 const hostTests = ['packages/config-puppet/test/**/*.test.ts', 'packages/config-chef/test/**/*.test.ts', 'examples/test/host/**/*.test.ts'];
+/**
+ * Tests whose instances are real hosts (network namespaces, a Debian root each, nftables): one
+ * file at a time, as each boots several hosts on a two-core machine. The image is built by
+ * .ci/run before the tests; a machine that cannot run real hosts fails them, never skips.
+ */
+const realHostTests = ['packages/*/test/real-hosts/**/*.test.ts', 'examples/test/real-hosts/**/*.test.ts'];
 
 export default defineConfig({
   resolve: { conditions: ['source'] },
@@ -17,13 +23,17 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit and wire', include: ['packages/*/test/**/*.test.ts', 'examples/**/*.test.ts'], exclude: [...configDefaults.exclude, ...hostTests] },
+        test: { name: 'unit and wire', include: ['packages/*/test/**/*.test.ts', 'examples/**/*.test.ts'], exclude: [...configDefaults.exclude, ...hostTests, ...realHostTests] },
       },
       {
         extends: true,
         // Puppet holds a global run lock, and these tests share /etc/armada: never in parallel.
         // Each `puppet apply` starts Ruby and Facter: seconds apiece, many more on a busy machine.
         test: { name: 'on this host', include: hostTests, fileParallelism: false, sequence: { groupOrder: 1 }, testTimeout: 120_000 },
+      },
+      {
+        extends: true,
+        test: { name: 'on real hosts', include: realHostTests, fileParallelism: false, sequence: { groupOrder: 2 }, testTimeout: 120_000, hookTimeout: 300_000 },
       },
     ],
   },

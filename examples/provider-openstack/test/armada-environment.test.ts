@@ -105,6 +105,7 @@ describe('the Armada environment on the OpenStack emulator', () => {
     expect(data?.security_group_rules.filter((rule) => rule.direction === 'ingress').map((rule) => [rule.port_range_min, rule.remote_group_id])).toEqual([
       [3306, web?.id],
       [6379, web?.id],
+      [22, web?.id],
     ]);
     const discovered = await plan({ spec, provider });
     const web1 = discovered.actions.find((action) => action.address === 'instance.web-1')?.current;

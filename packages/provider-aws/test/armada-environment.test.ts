@@ -64,8 +64,8 @@ describe('the Armada environment on the AWS emulator', () => {
           ...(permission.UserIdGroupPairs ?? []).map((pair) => `${permission.IpProtocol} ${permission.FromPort} ${pair.GroupId}`),
         ])
         .sort();
-    expect(ingress(web)).toEqual(['tcp 443 0.0.0.0/0', 'tcp 80 0.0.0.0/0']);
-    expect(ingress(data)).toEqual([`tcp 3306 ${web?.GroupId}`, `tcp 6379 ${web?.GroupId}`]);
+    expect(ingress(web)).toEqual(['tcp 22 100.64.0.0/10', 'tcp 443 0.0.0.0/0', 'tcp 80 0.0.0.0/0']);
+    expect(ingress(data)).toEqual([`tcp 22 ${web?.GroupId}`, `tcp 3306 ${web?.GroupId}`, `tcp 6379 ${web?.GroupId}`]);
 
     const reservations = (await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag:armada:environment', Values: ['armada'] }] }))).Reservations ?? [];
     const instances = reservations.flatMap((reservation) => reservation.Instances ?? []);

@@ -46,8 +46,9 @@ describe('the Armada environment on the DigitalOcean emulator', () => {
     const byName = Object.fromEntries(firewalls.map((firewall) => [firewall.name, firewall]));
     expect(Object.keys(byName).sort()).toEqual(['armada.armada.Data-20Internal', 'armada.armada.Web-20Public', 'armada.armada.private-2dsubnet-2dprivate']);
     const inbound = (name: string) => byName[name]?.inbound_rules.map((rule) => `${rule.protocol} ${rule.ports} ${JSON.stringify(rule.sources)}`).sort();
-    expect(inbound('armada.armada.Web-20Public')).toEqual(['tcp 443 {"addresses":["0.0.0.0/0"]}', 'tcp 80 {"addresses":["0.0.0.0/0"]}']);
+    expect(inbound('armada.armada.Web-20Public')).toEqual(['tcp 22 {"addresses":["100.64.0.0/10"]}', 'tcp 443 {"addresses":["0.0.0.0/0"]}', 'tcp 80 {"addresses":["0.0.0.0/0"]}']);
     expect(inbound('armada.armada.Data-20Internal')).toEqual([
+      'tcp 22 {"tags":["armada:fw:armada:Web_20Public"]}',
       'tcp 3306 {"tags":["armada:fw:armada:Web_20Public"]}',
       'tcp 6379 {"tags":["armada:fw:armada:Web_20Public"]}',
     ]);

@@ -6,6 +6,8 @@
  * zone, and EC2's limits on tags and security group rules.
  */
 import { bootConsole, standInHostKey } from '../console.js';
+import type { HostLab } from '../real-hosts/lab.js';
+import type { LabHost, LabTopology, TrafficRule } from '../real-hosts/topology.js';
 import { createHash } from 'node:crypto';
 import { cidrContains, cidrsOverlap, parseCidr, type Cidr } from '@armada/core';
 import type { FaultInjector, PortableOperation } from '../faults.js';
@@ -100,6 +102,13 @@ export interface Ec2Timing {
   bootMs: number;
   terminateMs: number;
   terminatedRetentionMs: number;
+}
+
+/** Debian's own AMIs log in as `admin`; the lab's one image is Debian 12 for x86_64. */
+const REAL_HOST_IMAGE = /^debian-12-amd64-/;
+
+function hostnameOf(instance: { privateIp: string }): string {
+  return `ip-${instance.privateIp.replaceAll('.', '-')}`;
 }
 
 const STATE_CODES: Record<string, number> = { pending: 0, running: 16, 'shutting-down': 32, terminated: 48 };
@@ -213,6 +222,8 @@ export class Ec2Region {
     private readonly random: () => number,
     /** The SSH host public keys (OpenSSH text) every instance prints on its console; default one of its own. */
     private readonly hostKeys: readonly string[] = [],
+    /** Real hosts: each instance a Linux host on this machine, each security group nftables rules (real-hosts/lab.ts). */
+    private readonly lab?: HostLab,
   ) {}
 
   /**
@@ -221,7 +232,8 @@ export class Ec2Region {
    */
   private consoleOutput(instance: Instance): string | undefined {
     if (this.stateOf(instance) === 'pending') return undefined;
-    return bootConsole(this.hostKeys.length > 0 ? this.hostKeys : [standInHostKey(instance.id)], `ip-${instance.privateIp.replaceAll('.', '-')}`);
+    const hostKeys = this.lab ? (this.lab.status(instance.id)?.hostKeys ?? []) : this.hostKeys.length > 0 ? this.hostKeys : [standInHostKey(instance.id)];
+    return bootConsole(hostKeys, hostnameOf(instance));
   }
 
   private id(prefix: string): string {
@@ -241,7 +253,8 @@ export class Ec2Region {
 
   stateOf(instance: Instance): string {
     const elapsed = performance.now() - instance.stateChangedAt;
-    if (instance.stateTarget === 'running') return elapsed >= this.timing.bootMs ? 'running' : 'pending';
+    // A real host is running once its boot has finished (sshd listens), not before.
+    if (instance.stateTarget === 'running') return elapsed >= this.timing.bootMs && (!this.lab || this.lab.status(instance.id)?.booted) ? 'running' : 'pending';
     return elapsed >= this.timing.terminateMs ? 'terminated' : 'shutting-down';
   }
 
@@ -868,7 +881,11 @@ export class Ec2Region {
         }
       }
       const imageId = required(reader, 'ImageId');
-      if (!this.images.some((image) => image.imageId === imageId)) throw new AwsFault('InvalidAMIID.NotFound', `The image id '[${imageId}]' does not exist`);
+      const image = this.images.find((candidate) => candidate.imageId === imageId);
+      if (!image) throw new AwsFault('InvalidAMIID.NotFound', `The image id '[${imageId}]' does not exist`);
+      if (this.lab && !REAL_HOST_IMAGE.test(image.name)) {
+        throw new AwsFault('Unsupported', `The real-host lab boots Debian 12 (x86_64) only; image ${imageId} is ${image.name}.`);
+      }
       const instanceType = reader.string('InstanceType') ?? 'm1.small';
       // The subnet, groups and public IP come either top-level or on the first network interface.
       const networkInterface = reader.objects('NetworkInterface')[0];
@@ -909,7 +926,7 @@ export class Ec2Region {
           keyName,
           userData: userData === undefined ? undefined : Buffer.from(userData, 'base64').toString('utf8'),
           privateIp,
-          publicIp: publicIp ? `203.0.113.${(this.sequence % 250) + 1}` : undefined,
+          publicIp: publicIp ? (this.lab?.allocatePublicIp('203.0.113.0/24') ?? `203.0.113.${(this.sequence % 250) + 1}`) : undefined,
           clientToken: token,
           zone: subnet.zone,
           tags: tagsFrom(reader, 'instance'),
@@ -1065,6 +1082,52 @@ export class Ec2Region {
   }
 
   // --- inspection, for tests ----------------------------------------------------------------
+
+  /**
+   * This region's VPCs and live instances as the real-host lab builds them: a subnet reaches the
+   * internet when its route table (its own, else the VPC's main one) sends 0.0.0.0/0 to an attached
+   * internet gateway; an instance's firewall is the union of its groups' rules, a group peer being
+   * the private addresses of that group's live members.
+   */
+  labTopology(): LabTopology {
+    const live = [...this.instances.values()].filter((instance) => instance.stateTarget === 'running');
+    const attached = (gatewayId: string, vpcId: string) => this.gateways.get(gatewayId)?.vpcId === vpcId;
+    const tableOf = (subnet: Subnet) =>
+      [...this.routeTables.values()].find((table) => table.associations.some((association) => association.subnetId === subnet.id)) ??
+      [...this.routeTables.values()].find((table) => table.vpcId === subnet.vpcId && table.associations.some((association) => association.main));
+    const networks = [...this.vpcs.values()].map((vpc) => ({
+      id: vpc.id,
+      subnets: [...this.subnets.values()]
+        .filter((subnet) => subnet.vpcId === vpc.id)
+        .map((subnet) => ({ id: subnet.id, cidr: subnet.cidr, internet: (tableOf(subnet)?.routes ?? []).some((route) => route.destination === '0.0.0.0/0' && attached(route.gatewayId, vpc.id)) })),
+    }));
+    const members = (groupId: string) => live.filter((instance) => instance.groupIds.includes(groupId)).map((instance) => instance.privateIp);
+    const rules = (permissions: readonly Permission[]): TrafficRule[] =>
+      permissions.flatMap((permission): TrafficRule[] => {
+        const peers = permission.cidr ? [permission.cidr] : permission.groupId ? members(permission.groupId) : [];
+        const protocols: Record<string, TrafficRule['protocol']> = { '-1': 'all', tcp: 'tcp', '6': 'tcp', udp: 'udp', '17': 'udp', icmp: 'icmp', '1': 'icmp' };
+        const protocol = protocols[permission.protocol];
+        if (!protocol || peers.length === 0) return [];
+        const ports = (protocol === 'tcp' || protocol === 'udp') && permission.fromPort !== undefined && permission.fromPort !== -1 ? { from: permission.fromPort, to: permission.toPort ?? permission.fromPort } : undefined;
+        return [{ protocol, ...(ports ? { ports } : {}), peers }];
+      });
+    const hosts = live.map((instance): LabHost => {
+      const groups = instance.groupIds.flatMap((groupId) => this.groups.get(groupId) ?? []);
+      const publicKey = [...this.keyPairs.values()].find((keyPair) => keyPair.name === instance.keyName)?.publicKey;
+      return {
+        id: instance.id,
+        networkId: instance.vpcId,
+        subnetId: instance.subnetId,
+        privateIp: instance.privateIp,
+        ...(instance.publicIp ? { publicIp: instance.publicIp } : {}),
+        hostname: hostnameOf(instance),
+        login: { user: 'admin', authorizedKeys: publicKey ? [publicKey] : [] },
+        running: true,
+        firewall: { inbound: rules(groups.flatMap((group) => group.ingress)), outbound: rules(groups.flatMap((group) => group.egress)) },
+      };
+    });
+    return { networks, hosts };
+  }
 
   inventory() {
     return {

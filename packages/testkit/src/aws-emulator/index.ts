@@ -11,6 +11,7 @@ import { AwsFault, Ec2Region, type Image } from './ec2.js';
 import { Route53State } from './route53.js';
 import { QueryReader, decodeQuery, escapeXml, toXml } from './wire.js';
 import { zoneCatalogue } from './zones.js';
+import type { HostLab } from '../real-hosts/lab.js';
 
 export interface AwsEmulatorOptions {
   regions?: string[];
@@ -33,6 +34,12 @@ export interface AwsEmulatorOptions {
    * (GetConsoleOutput): a test's sshd that stands for the instances. Default: a key of each instance's own.
    */
   hostKeys?: string[];
+  /**
+   * Run every instance as a real host of this lab (`@armada/testkit/real-hosts`): its own network
+   * namespace at the addresses DescribeInstances reports, a Debian 12 root, sshd with the key
+   * pair's key for `admin`, security groups enforced by nftables. The caller owns and closes it.
+   */
+  hosts?: HostLab;
 }
 
 export interface AwsEmulator {
@@ -77,7 +84,7 @@ export async function startAwsEmulator(options: AwsEmulatorOptions = {}): Promis
   const ec2 = new Map(
     regions.map((region) => [
       region,
-      new Ec2Region(region, faults, timing, EMULATED_IMAGES, zoneCatalogue(region, options.instanceTypeOfferings?.[region]), seededRandom(seed), options.hostKeys ?? []),
+      new Ec2Region(region, faults, timing, EMULATED_IMAGES, zoneCatalogue(region, options.instanceTypeOfferings?.[region]), seededRandom(seed), options.hostKeys ?? [], options.hosts),
     ]),
   );
   const route53 = new Route53State(options.changeSyncMs ?? 100);
@@ -113,8 +120,10 @@ export async function startAwsEmulator(options: AwsEmulatorOptions = {}): Promis
         () => (action === 'DescribeRegions' ? { regionInfo: regions.map((regionName) => ({ regionName, regionEndpoint: `ec2.${regionName}.amazonaws.com`, optInStatus: 'opt-in-not-required' })) } : region.handle(action, reader)),
         action,
       );
+      syncHosts(action);
       send(response, 200, `<?xml version="1.0" encoding="UTF-8"?>\n<${action}Response xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>${requestId}</requestId>${toXml(content)}</${action}Response>`, requestId);
     } catch (error) {
+      syncHosts(action);
       if (error instanceof LostResponseError) {
         // The call took effect; the client never hears back, as when a response is lost in transit.
         response.socket?.destroy();
@@ -132,6 +141,13 @@ export async function startAwsEmulator(options: AwsEmulatorOptions = {}): Promis
         requestId,
       );
     }
+  }
+
+  /** After any call that may have changed something, the lab follows the tables (it coalesces). */
+  function syncHosts(action: string): void {
+    if (!options.hosts || action.startsWith('Describe') || action.startsWith('Get') || action.startsWith('Route53:')) return;
+    const topologies = [...ec2.values()].map((region) => region.labTopology());
+    options.hosts.sync({ networks: topologies.flatMap((topology) => topology.networks), hosts: topologies.flatMap((topology) => topology.hosts) });
   }
 
   const server = await startLoopbackServer(handle);
