@@ -202,6 +202,8 @@ export function storyMigration(world: StoryWorld, options: StoryMigrationOptions
             policies: ssh.policies,
             // Every instance is reached at the local SSH server, standing for its public address.
             connect: (_instance, signal) => connectSsh({ host: ssh.server.host, port: ssh.server.port, username: ssh.server.username, privateKey: ssh.privateKey, hostKeys, signal }),
+            // One machine stands for all four servers, and Puppet runs one at a time per machine.
+            concurrency: 1,
           },
         }
       : {}),

@@ -56,7 +56,7 @@ async function connectThroughMigration(hostKeys: string[], ssh: Record<string, u
   const migration = await migrationFromFile(await loadMigrationFile(file), { registry, cwd: directory });
   const instance: ProvisionedInstance = { name: 'web-1', id: web?.id ?? '', role: 'web', publicIp: String(web?.outputs.publicIp), privateIp: String(web?.outputs.privateIp) };
   try {
-    const session = await migration.definition.servers?.connect(instance, new AbortController().signal);
+    const session = await migration.definition.servers?.connect(instance, new AbortController().signal, [instance]);
     const echoed = await session?.exec('echo connected');
     await session?.close?.();
     return echoed?.stdout;

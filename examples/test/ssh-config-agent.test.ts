@@ -49,7 +49,7 @@ async function connectWith(ssh: Record<string, unknown>, env: Record<string, str
   );
   const registry = new PluginRegistry().use(inMemoryProviderPlugin({ cloud: new InMemoryCloud() }), puppetConfigManagerPlugin());
   const migration = await migrationFromFile(await loadMigrationFile(file), { registry, cwd: directory, env: { HOME: directory, ...env } });
-  const session = await migration.definition.servers?.connect(instance, new AbortController().signal);
+  const session = await migration.definition.servers?.connect(instance, new AbortController().signal, [instance]);
   try {
     return (await session?.exec('echo reached'))?.stdout;
   } finally {

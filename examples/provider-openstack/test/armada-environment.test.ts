@@ -104,6 +104,7 @@ describe('the Armada environment on the OpenStack emulator', () => {
     const data = groups.find((group) => group.name === 'Data Internal');
     expect(data?.security_group_rules.filter((rule) => rule.direction === 'ingress').map((rule) => [rule.port_range_min, rule.remote_group_id])).toEqual([
       [3306, web?.id],
+      [3306, data?.id],
       [6379, web?.id],
       [22, web?.id],
     ]);

@@ -39,6 +39,8 @@ describe('re-running a finished migration', () => {
           servers: {
             configManager: 'puppet',
             policies,
+            // Every instance maps to this machine's sshd, and Puppet runs one at a time per machine.
+            concurrency: 1,
             ssh: { user: ssh.server.username, privateKeyPath: key, hosts: { '*': `${ssh.server.host}:${ssh.server.port}` }, knownHosts, waitSeconds: 30 },
           },
         }),

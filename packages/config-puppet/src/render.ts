@@ -65,25 +65,60 @@ function templateExpression(template: string, vars: Record<string, PolicyValue>,
   return secretUsed ? `Sensitive("${body}")` : `"${body}"`;
 }
 
+/** `Type['title']`, for require, notify and subscribe. */
+const ref = (type: string, title: string) => `${type}[${quote(title)}]`;
+
+/**
+ * The packages of one role, each declared once (Puppet refuses a second declaration of one
+ * package, and a `package` names exactly one: its `name` cannot be a list), with what must come
+ * before it (the apt update after a repository is added).
+ */
+class Packages {
+  private readonly wanted = new Map<string, Set<string>>();
+
+  add(names: readonly string[], requires: readonly string[] = []): void {
+    for (const name of names) {
+      const before = this.wanted.get(name) ?? new Set<string>();
+      for (const reference of requires) before.add(reference);
+      this.wanted.set(name, before);
+    }
+  }
+
+  resources(): string[] {
+    return [...this.wanted].map(([name, requires]) =>
+      resource('package', name, [['ensure', quote('installed')], ...(requires.size > 0 ? ([['require', requires.size === 1 ? [...requires].join('') : `[${[...requires].join(', ')}]`]] as Array<[string, string]>) : [])]),
+    );
+  }
+}
+
+/**
+ * A service of Debian's packages, by the name both init systems know it by. No provider is
+ * named: Puppet 7 picks systemd where PID 1 is systemd (real clouds) and Debian's init scripts
+ * (`debian`, from /etc/init.d with update-rc.d) where it is not (containers, the lab's hosts).
+ */
+function packagedService(name: string, requires: readonly string[], extra: Array<[string, string]> = []): string {
+  return resource('service', name, [['ensure', quote('running')], ['enable', 'true'], ...extra, ...(requires.length > 0 ? ([['require', requires.length === 1 ? (requires[0] as string) : `[${requires.join(', ')}]`]] as Array<[string, string]>) : [])]);
+}
+
 /** Redis from Debian's package, with Armada's settings in a file that redis.conf includes last. */
-function redisResources(policy: RolePolicy, values: ReadonlyMap<string, string>): string[] {
+function redisResources(policy: RolePolicy, values: ReadonlyMap<string, string>, packages: Packages): string[] {
   const redis = policy.redis;
   if (!redis) return [];
   const host = redis.replicaOf ? (typeof redis.replicaOf.host === 'string' ? redis.replicaOf.host : 'output' in redis.replicaOf.host ? (values.get(`${redis.replicaOf.host.output.instance}.${redis.replicaOf.host.output.value}`) ?? '') : '') : undefined;
   const settings = [`bind ${redis.bind.join(' ')}`, `port ${redis.port}`, ...(host ? [`replicaof ${host} ${redis.replicaOf?.port}`] : []), ...(redis.maxmemory ? [`maxmemory ${redis.maxmemory}`] : [])];
   const include = 'include /etc/redis/armada.conf';
+  packages.add(['redis-server']);
   return [
-    resource('package', 'redis-server', [['ensure', quote('installed')]]),
-    resource('file', '/etc/redis/armada.conf', [['ensure', quote('file')], ['content', quote(`${settings.join('\n')}\n`)], ['require', `Package[${quote('redis-server')}]`], ['notify', `Service[${quote('redis-server')}]`]]),
+    resource('file', '/etc/redis/armada.conf', [['ensure', quote('file')], ['content', quote(`${settings.join('\n')}\n`)], ['require', ref('Package', 'redis-server')], ['notify', ref('Service', 'redis-server')]]),
     resource('exec', 'redis.conf includes armada.conf', [
       ['command', quote(`echo ${shellWord(include)} >> /etc/redis/redis.conf`)],
       ['unless', quote(`grep -qx ${shellWord(include)} /etc/redis/redis.conf`)],
       ['path', list(['/usr/bin', '/bin'])],
       ['provider', quote('shell')],
-      ['require', `Package[${quote('redis-server')}]`],
-      ['notify', `Service[${quote('redis-server')}]`],
+      ['require', ref('Package', 'redis-server')],
+      ['notify', ref('Service', 'redis-server')],
     ]),
-    resource('service', 'redis-server', [['ensure', quote('running')], ['enable', 'true']]),
+    packagedService('redis-server', [ref('Package', 'redis-server')]),
   ];
 }
 
@@ -108,9 +143,32 @@ function reference(attribute: string, type: string, titles: readonly string[]): 
 /** The mysql client, run as root over the server's local socket. */
 const MYSQL = 'mysql --protocol=socket -u root -N -B';
 
+/** MariaDB, Debian's MySQL: its package, and its service. */
+const MYSQL_PACKAGE = 'mariadb-server';
+const MYSQL_SERVICE = 'mariadb';
+
+/**
+ * The MySQL server: installed and running. Whether it runs is asked of the server itself (does it
+ * answer on its socket), which is what every exec after it needs: Debian's init script asks with
+ * the credentials of /etc/mysql/debian.cnf, which not every installation has.
+ */
+function mysqlServerResources(policy: RolePolicy, packages: Packages): string[] {
+  if (!policy.mysql) return [];
+  packages.add([MYSQL_PACKAGE]);
+  return [packagedService(MYSQL_SERVICE, [ref('Package', MYSQL_PACKAGE)], [['status', quote('/usr/bin/mysqladmin --protocol=socket -u root ping')]])];
+}
+
+/** `GRANT A, B ON x TO`, as SHOW GRANTS prints it, holds each privilege: a shell test over $grants. */
+function grantHeld(privileges: readonly string[], on: string): string {
+  // SHOW GRANTS lists one line per object; the privileges of a line are comma-separated, in the server's order.
+  const line = `grep -F ${shellWord(` ON ${on} TO `)}`;
+  return privileges.map((privilege) => `printf '%s\\n' "$grants" | ${line} | grep -qE ${shellWord(`^GRANT (.*, )?${privilege}(, .*)? ON `)}`).join(' && ');
+}
+
 function mysqlResources(policy: RolePolicy): string[] {
   const mysql = policy.mysql;
   if (!mysql) return [];
+  const server = ref('Service', MYSQL_SERVICE);
   const blocks: string[] = [];
   for (const database of mysql.databases) {
     blocks.push(
@@ -119,6 +177,7 @@ function mysqlResources(policy: RolePolicy): string[] {
         ['unless', quote(`${MYSQL} -e ${shellWord(`SHOW DATABASES LIKE '${database}'`)} | grep -qx ${shellWord(database)}`)],
         ['path', list(['/usr/bin', '/bin'])],
         ['provider', quote('shell')],
+        ['require', server],
       ]),
     );
   }
@@ -133,7 +192,7 @@ function mysqlResources(policy: RolePolicy): string[] {
         ['environment', `["ARMADA_PASSWORD=\${facts['${secretFact(user.password.secret)}']}"]`],
         ['path', list(['/usr/bin', '/bin'])],
         ['provider', quote('shell')],
-        ...reference('require', 'Exec', mysql.databases.map((database) => `mysql database ${database}`)),
+        ['require', mysql.databases.length > 0 ? `[${server}, Exec[${mysql.databases.map((database) => quote(`mysql database ${database}`)).join(', ')}]]` : server],
       ]),
     );
     for (const grant of user.grants) {
@@ -142,10 +201,11 @@ function mysqlResources(policy: RolePolicy): string[] {
       blocks.push(
         resource('exec', `mysql grant ${privileges} on ${grant.database} to ${user.name}@${user.host}`, [
           ['command', quote(`${MYSQL} -e ${shellWord(`GRANT ${privileges} ON ${on} TO ${account}`)}`)],
-          ['unless', quote(`${MYSQL} -e ${shellWord(`SHOW GRANTS FOR ${account}`)} | grep -qF ${shellWord(`ON ${on} TO`)}`)],
+          // Every privilege on that object, not merely a line for it: a new account already has `GRANT USAGE ON *.* TO`.
+          ['unless', quote(`grants=$(${MYSQL} -e ${shellWord(`SHOW GRANTS FOR ${account}`)}) && ${grantHeld(grant.privileges, on)}`)],
           ['path', list(['/usr/bin', '/bin'])],
           ['provider', quote('shell')],
-          ['require', `Exec[${quote(`mysql user ${user.name}@${user.host}`)}]`],
+          ['require', ref('Exec', `mysql user ${user.name}@${user.host}`)],
         ]),
       );
     }
@@ -153,15 +213,14 @@ function mysqlResources(policy: RolePolicy): string[] {
   return blocks;
 }
 
-/** Apt sources and packages of the role's language runtimes (resolved for the servers' OS). */
-function runtimeResources(policy: RolePolicy, os: string, role: string): string[] {
+/** Apt sources, packages and services (PHP-FPM) of the role's language runtimes, resolved for the servers' OS. */
+function runtimeResources(policy: RolePolicy, os: string, role: string, packages: Packages): string[] {
   const blocks: string[] = [];
   const repositories = new Map<string, AptRepository & { codename: string }>();
-  const packages: string[] = [];
-  policy.runtimes.forEach((runtime, index) => {
+  const resolvedRuntimes = policy.runtimes.map((runtime, index) => {
     const resolved = resolveRuntime(runtime, os, `roles.${role}.runtimes[${index}]`);
-    packages.push(...resolved.packages);
     if (resolved.repository) repositories.set(resolved.repository.name, resolved.repository);
+    return resolved;
   });
   for (const repository of repositories.values()) {
     const key = `/etc/apt/keyrings/${repository.name}.asc`;
@@ -175,63 +234,74 @@ function runtimeResources(policy: RolePolicy, os: string, role: string): string[
       resource('file', `/etc/apt/sources.list.d/armada-${repository.name}.list`, [
         ['ensure', quote('file')],
         ['content', quote(`${repository.source.replace('$codename', repository.codename)}\n`)],
-        ['require', `Exec[${quote(`apt key ${repository.name}`)}]`],
-        ['notify', `Exec[${quote('apt-get update for armada')}]`],
+        ['require', ref('Exec', `apt key ${repository.name}`)],
+        ['notify', ref('Exec', 'apt-get update for armada')],
       ]),
     );
   }
   if (repositories.size > 0) {
     blocks.push(resource('exec', 'apt-get update for armada', [['command', quote('apt-get update -qq')], ['refreshonly', 'true'], ['path', list(['/usr/bin', '/bin'])]]));
   }
-  if (packages.length > 0) {
-    blocks.push(
-      resource('package', 'armada runtimes', [
-        ['name', list(packages)],
-        ['ensure', quote('installed')],
-        ...reference('require', 'Exec', repositories.size > 0 ? ['apt-get update for armada'] : []),
-      ]),
-    );
+  for (const resolved of resolvedRuntimes) {
+    packages.add(resolved.packages, resolved.repository ? [ref('Exec', 'apt-get update for armada')] : []);
+    for (const service of resolved.services) {
+      // PHP-FPM's package is named as its service is: php8.2-fpm.
+      const owner = resolved.packages.includes(service) ? [ref('Package', service)] : resolved.packages.map((name) => ref('Package', name));
+      blocks.push(packagedService(service, owner));
+    }
   }
   return blocks;
 }
 
-function nginxResources(policy: RolePolicy): string[] {
+function nginxResources(policy: RolePolicy, packages: Packages): string[] {
   if (!policy.nginx) return [];
-  const blocks = [resource('package', 'nginx', [['ensure', quote('installed')]])];
+  packages.add(['nginx']);
+  const blocks: string[] = [];
   for (const site of policy.nginx.sites) {
-    const php = site.php
-      ? `\n    location ~ \\.php$ {\n        include snippets/fastcgi-php.conf;\n        fastcgi_pass unix:/run/php/php${site.php}-fpm.sock;\n    }`
-      : '';
+    // Debian's PHP-FPM listens on /run/php/php<version>-fpm.sock (its pool's `listen`).
+    const php = site.php ? `\n    location ~ \\.php$ {\n        include snippets/fastcgi-php.conf;\n        fastcgi_pass unix:/run/php/php${site.php}-fpm.sock;\n    }` : '';
     const config = `server {\n    listen ${site.listen};\n    server_name ${site.serverNames.join(' ')};\n    root ${site.root};\n    index index.html index.php;${php}\n}\n`;
     blocks.push(
-      resource('file', `/etc/nginx/sites-available/${site.name}`, [['ensure', quote('file')], ['content', `"${config}"`], ['require', `Package[${quote('nginx')}]`], ['notify', `Service[${quote('nginx')}]`]]),
-      resource('file', `/etc/nginx/sites-enabled/${site.name}`, [['ensure', quote('link')], ['target', quote(`/etc/nginx/sites-available/${site.name}`)], ['notify', `Service[${quote('nginx')}]`]]),
+      // Single-quoted: the configuration's `$` and `\` reach nginx as written.
+      resource('file', `/etc/nginx/sites-available/${site.name}`, [['ensure', quote('file')], ['content', quote(config)], ['require', ref('Package', 'nginx')], ['notify', ref('Service', 'nginx')]]),
+      resource('file', `/etc/nginx/sites-enabled/${site.name}`, [['ensure', quote('link')], ['target', quote(`/etc/nginx/sites-available/${site.name}`)], ['require', ref('Package', 'nginx')], ['notify', ref('Service', 'nginx')]]),
     );
   }
-  blocks.push(resource('service', 'nginx', [['ensure', quote('running')], ['enable', 'true'], ['require', `Package[${quote('nginx')}]`]]));
+  blocks.push(packagedService('nginx', [ref('Package', 'nginx')]));
   return blocks;
 }
 
-function appResources(policy: RolePolicy): string[] {
+function appResources(policy: RolePolicy, packages: Packages): string[] {
   const blocks: string[] = [];
-  if (policy.apps.length > 0) blocks.push(resource('package', 'git', [['ensure', quote('installed')]]));
+  if (policy.apps.length > 0) packages.add(['git']);
   for (const app of policy.apps) {
     const at = shellWord(app.path);
+    const managedOwner = policy.users.some((user) => user.name === app.owner);
+    // git runs as the owner, with the owner's home (not root's, which it cannot read) and from a directory it can enter.
+    const asOwner: Array<[string, string]> = [
+      ['user', quote(app.owner)],
+      ['cwd', quote('/')],
+      ['path', list(['/usr/bin', '/bin'])],
+      ['provider', quote('shell')],
+    ];
+    const home = `HOME=$(getent passwd ${shellWord(app.owner)} | cut -d: -f6); export HOME; `;
+    // The ref as a commit: the remote branch of that name, else a tag or commit.
+    const target = `$(git -C ${at} rev-parse --verify --quiet ${shellWord(`origin/${app.ref}^{commit}`)} || git -C ${at} rev-parse --verify --quiet ${shellWord(`${app.ref}^{commit}`)})`;
     blocks.push(
+      // The checkout's directory, the owner's: the owner cannot make it in a directory of root's (/srv).
+      resource('file', app.path, [['ensure', quote('directory')], ['owner', quote(app.owner)], ['mode', quote('0755')], ...(managedOwner ? ([['require', ref('User', app.owner)]] as Array<[string, string]>) : [])]),
       resource('exec', `deploy ${app.name}: clone`, [
-        ['command', quote(`git clone --quiet ${shellWord(app.repository)} ${at}`)],
+        ['command', quote(`${home}git clone --quiet ${shellWord(app.repository)} ${at}`)],
         ['creates', quote(`${app.path}/.git`)],
-        ['user', quote(app.owner)],
-        ['path', list(['/usr/bin', '/bin'])],
-        ['require', `Package[${quote('git')}]`],
+        ...asOwner,
+        ['require', `[${ref('Package', 'git')}, ${ref('File', app.path)}]`],
       ]),
       resource('exec', `deploy ${app.name}: checkout ${app.ref}`, [
-        ['command', quote(`git -C ${at} fetch --quiet --all --tags && git -C ${at} checkout --quiet --detach ${shellWord(app.ref)} 2>/dev/null || git -C ${at} checkout --quiet --detach ${shellWord(`origin/${app.ref}`)}`)],
-        ['unless', quote(`test "$(git -C ${at} rev-parse HEAD)" = "$(git -C ${at} rev-parse --verify --quiet ${shellWord(`origin/${app.ref}`)} || git -C ${at} rev-parse --verify --quiet ${shellWord(`${app.ref}^{commit}`)})"`)],
-        ['user', quote(app.owner)],
-        ['path', list(['/usr/bin', '/bin'])],
-        ['provider', quote('shell')],
-        ['require', `Exec[${quote(`deploy ${app.name}: clone`)}]`],
+        ['command', quote(`${home}git -C ${at} fetch --quiet --tags origin && git -C ${at} checkout --quiet --detach "${target}"`)],
+        // Fetched first, so a branch that moved upstream is deployed again.
+        ['unless', quote(`${home}git -C ${at} fetch --quiet --tags origin && test "$(git -C ${at} rev-parse HEAD)" = "${target}"`)],
+        ...asOwner,
+        ['require', ref('Exec', `deploy ${app.name}: clone`)],
       ]),
     );
   }
@@ -244,8 +314,13 @@ function replicationResources(policy: RolePolicy, values: ReadonlyMap<string, st
   if (!mysql || mysql.role === 'standalone') return [];
   const settings = [`[mysqld]`, `server-id = ${mysql.serverId}`, 'log_bin = mysql-bin', 'binlog_format = ROW', 'bind-address = 0.0.0.0', ...(mysql.role === 'replica' ? ['read_only = 1', 'relay_log = relay-bin'] : [])];
   const blocks = [
-    resource('file', '/etc/mysql/mariadb.conf.d/90-armada-replication.cnf', [['ensure', quote('file')], ['content', quote(`${settings.join('\n')}\n`)], ['notify', `Exec[${quote('restart mysql for armada')}]`]]),
-    resource('exec', 'restart mysql for armada', [['command', quote('service mariadb restart || service mysql restart')], ['refreshonly', 'true'], ['path', list(['/usr/sbin', '/usr/bin', '/sbin', '/bin'])], ['provider', quote('shell')]]),
+    // Read after Debian's 50-server.cnf (which binds to 127.0.0.1): a change restarts the server.
+    resource('file', '/etc/mysql/mariadb.conf.d/90-armada-replication.cnf', [
+      ['ensure', quote('file')],
+      ['content', quote(`${settings.join('\n')}\n`)],
+      ['require', ref('Package', MYSQL_PACKAGE)],
+      ['notify', ref('Service', MYSQL_SERVICE)],
+    ]),
   ];
   if (mysql.role === 'replica' && mysql.source && mysql.replicationUser) {
     const source = typeof mysql.source === 'string' ? mysql.source : 'output' in mysql.source ? (values.get(`${mysql.source.output.instance}.${mysql.source.output.value}`) ?? '') : '';
@@ -256,7 +331,7 @@ function replicationResources(policy: RolePolicy, values: ReadonlyMap<string, st
         ['environment', `["ARMADA_PASSWORD=\${facts['${secretFact(mysql.replicationUser.password.secret)}']}"]`],
         ['path', list(['/usr/bin', '/bin'])],
         ['provider', quote('shell')],
-        ['require', `Exec[${quote('restart mysql for armada')}]`],
+        ['require', ref('Service', MYSQL_SERVICE)],
       ]),
     );
   }
@@ -268,6 +343,7 @@ export function renderRole(role: string, policy: RolePolicy, values: ReadonlyMap
     `# Rendered by Armada for role "${role}". Edit the server policies and render again rather than this file.`,
     '# Built-in resource types only: applies with `puppet apply` and no module.',
   ];
+  const packages = new Packages();
   for (const group of policy.groups) blocks.push(resource('group', group, [['ensure', quote('present')]]));
   for (const user of policy.users) {
     const home = `/home/${user.name}`;
@@ -288,7 +364,7 @@ export function renderRole(role: string, policy: RolePolicy, values: ReadonlyMap
           ['owner', quote(user.name)],
           ['group', quote(user.name)],
           ['mode', quote('0700')],
-          ['require', `User[${quote(user.name)}]`],
+          ['require', ref('User', user.name)],
         ]),
         resource('file', `${home}/.ssh/authorized_keys`, [
           ['ensure', quote('file')],
@@ -300,7 +376,7 @@ export function renderRole(role: string, policy: RolePolicy, values: ReadonlyMap
       );
     }
   }
-  if (policy.packages.length > 0) blocks.push(resource('package', 'armada packages', [['name', list(policy.packages)], ['ensure', quote('installed')]]));
+  packages.add(policy.packages);
   for (const file of policy.files) {
     blocks.push(
       resource('file', file.path, [
@@ -323,7 +399,7 @@ export function renderRole(role: string, policy: RolePolicy, values: ReadonlyMap
         ['ensure', quote('file')],
         ['mode', quote(secret ? '0600' : '0644')],
         ['content', secret ? `Sensitive("${lines}")` : `"${lines}"`],
-        ['require', `File[${quote('/etc/armada')}]`],
+        ['require', ref('File', '/etc/armada')],
       ]),
       resource('file', '/etc/profile.d/armada.sh', [
         ['ensure', quote('file')],
@@ -346,18 +422,20 @@ export function renderRole(role: string, policy: RolePolicy, values: ReadonlyMap
               ...(service.stop ? ([['stop', quote(service.stop)]] as Array<[string, string]>) : []),
             ] as Array<[string, string]>)
           : ([['enable', String(service.enable)]] as Array<[string, string]>)),
-        ...(policy.packages.length > 0 ? ([['require', `Package[${quote('armada packages')}]`]] as Array<[string, string]>) : []),
+        ...reference('require', 'Package', policy.packages),
       ]),
     );
   }
-  blocks.push(
-    ...runtimeResources(policy, os, role),
-    ...nginxResources(policy),
-    ...appResources(policy),
-    ...redisResources(policy, values),
+  const sections = [
+    ...runtimeResources(policy, os, role, packages),
+    ...nginxResources(policy, packages),
+    ...appResources(policy, packages),
+    ...redisResources(policy, values, packages),
     ...replicationResources(policy, values),
+    ...mysqlServerResources(policy, packages),
     ...mysqlResources(policy),
-  );
+  ];
+  blocks.push(...packages.resources(), ...sections);
   return `${blocks.join('\n\n')}\n`;
 }
 

@@ -13,13 +13,27 @@ export interface DataEndpoint {
   password?: string;
   /** Databases (MySQL) or database indexes (Redis) to move; absent: all user data. */
   databases?: Array<string | number>;
+  /**
+   * Where the other server of a replication reaches this one, when that is not `host:port`:
+   * Armada connects through a tunnel (`host` is then a loopback forward), while the replica goes
+   * its own way (the store's private address over a site-to-site link, or a forward on the
+   * replica's own loopback that the runbook keeps up). Replication names the source to the
+   * target by it, and the target to the source. Default: `host` and `port`.
+   */
+  peer?: { host: string; port: number };
 }
 
 export interface TransferProgress {
   phase: string;
+  /** Rows (MySQL) or keys (Redis) copied so far. */
   items: number;
   bytes: number;
+  /** How many items there are in all, when the mover knows (same unit as `items`). */
   totalItems?: number;
+  /** Share of the work done, 0 to 1, when the mover measures it otherwise (MySQL: chunks done). */
+  fraction?: number;
+  /** The pieces the mover splits the work into (MySQL: primary-key chunks), done and in all. */
+  parts?: { done: number; total: number };
   bytesPerSecond?: number;
   etaSeconds?: number;
 }

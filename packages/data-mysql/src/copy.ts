@@ -154,9 +154,33 @@ async function* tabSeparated(source: AsyncIterable<Array<Buffer | null>>, counte
 export async function loadChunk(reader: Connection, writer: Connection, chunk: Chunk, counted: Counted): Promise<void> {
   const { plan } = chunk;
   const body = Readable.from(tabSeparated(selectChunk(reader, chunk, true) as AsyncIterable<Array<Buffer | null>>, counted), { objectMode: false });
+  // A streamed SELECT whose connection drops while paused (the writer behind) neither ends nor
+  // fails: watch the reader's connection itself, and fail the chunk's body when it goes.
+  const readerConnection = (reader as unknown as { connection: CallbackConnection }).connection;
+  const readerLost = (error?: Error) => body.destroy(error instanceof Error ? error : new Error('Connection lost: the source closed the connection.'));
+  readerConnection.once('error', readerLost);
+  readerConnection.once('end', readerLost);
   const sql = `LOAD DATA LOCAL INFILE 'chunk' INTO TABLE ${quoteName(plan.database)}.${quoteName(plan.table)} CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (${plan.columns.map(quoteName).join(', ')})`;
-  const [result] = (await writer.query({ sql, infileStreamFactory: () => body } as QueryOptions)) as unknown as [{ warningStatus: number }];
-  await failOnWarnings(writer, result.warningStatus, chunk, 'LOAD DATA');
+  // A source that fails mid-chunk (its connection lost) must end the load at once: otherwise the
+  // target waits for the rest of the file until its net_read_timeout, and the copy stalls a minute.
+  let sourceFailure: Error | undefined;
+  const sourceFailed = new Promise<never>((_, reject) =>
+    body.once('error', (error) => {
+      sourceFailure = error;
+      reject(error);
+    }),
+  );
+  sourceFailed.catch(() => undefined);
+  try {
+    const [result] = (await Promise.race([writer.query({ sql, infileStreamFactory: () => body } as QueryOptions), sourceFailed])) as unknown as [{ warningStatus: number }];
+    await failOnWarnings(writer, result.warningStatus, chunk, 'LOAD DATA');
+  } catch (error) {
+    if (sourceFailure) writer.destroy();
+    throw error;
+  } finally {
+    readerConnection.off('error', readerLost);
+    readerConnection.off('end', readerLost);
+  }
 }
 
 /** Clears what an earlier run wrote of a chunk, so copying it again duplicates nothing. */

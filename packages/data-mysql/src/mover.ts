@@ -412,7 +412,8 @@ export class MysqlDataMover implements DataMoverV1 {
         await views.create(database.name, database.views, context);
       }
 
-      const totalItems = chunks.length;
+      // Progress is counted in chunks (their row counts are not known before they are read).
+      const totalChunks = chunks.length;
       let items = 0;
       let bytes = 0;
       let done = 0;
@@ -421,7 +422,7 @@ export class MysqlDataMover implements DataMoverV1 {
       let next = 0;
       const progress = (phase: string) => {
         const seconds = (performance.now() - started) / 1000;
-        options.onProgress?.({ phase, items, bytes, totalItems, bytesPerSecond: seconds > 0 ? bytes / seconds : 0, ...(done > 0 ? { etaSeconds: ((totalItems - done) * seconds) / done } : {}) });
+        options.onProgress?.({ phase, items, bytes, parts: { done, total: totalChunks }, ...(totalChunks > 0 ? { fraction: done / totalChunks } : {}), bytesPerSecond: seconds > 0 ? bytes / seconds : 0, ...(done > 0 ? { etaSeconds: ((totalChunks - done) * seconds) / done } : {}) });
       };
       const copyChunk = async (reader: Connection, writer: Connection, chunk: Chunk) => {
         // A chunk an earlier run started: clear what it wrote, then copy again.

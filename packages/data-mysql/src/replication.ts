@@ -53,9 +53,12 @@ export class MysqlReplication {
         throw new ValidationError('The source and the target have the same server_id.', { issues: [{ path: 'target', message: `both have server_id ${sourceId?.id}`, fix: 'give the target its own server_id' }] });
       }
       await target.query('STOP SLAVE').catch(() => undefined);
-      await target.query('CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_LOG_FILE = ?, MASTER_LOG_POS = ?', [
-        sourceEndpoint.host,
-        sourceEndpoint.port,
+      // The replica reaches the source its own way (sourceEndpoint.peer), which may not be how
+      // Armada does (a tunnel). A short connect retry: a dropped tunnel costs seconds, not a minute.
+      const seenFromTarget = sourceEndpoint.peer ?? sourceEndpoint;
+      await target.query('CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?, MASTER_LOG_FILE = ?, MASTER_LOG_POS = ?, MASTER_CONNECT_RETRY = 5', [
+        seenFromTarget.host,
+        seenFromTarget.port,
         sourceEndpoint.user ?? 'root',
         sourceEndpoint.password ?? '',
         from.file,
@@ -81,7 +84,8 @@ export class MysqlReplication {
   static async attach(sourceEndpoint: DataEndpoint, targetEndpoint: DataEndpoint): Promise<MysqlReplication | undefined> {
     const target = await open(targetEndpoint, 'target');
     const row = await first(target, 'SHOW SLAVE STATUS').catch(() => undefined);
-    if (!row || row.Master_Host !== sourceEndpoint.host || Number(row.Master_Port) !== sourceEndpoint.port) {
+    const seenFromTarget = sourceEndpoint.peer ?? sourceEndpoint;
+    if (!row || row.Master_Host !== seenFromTarget.host || Number(row.Master_Port) !== seenFromTarget.port) {
       await target.end().catch(() => undefined);
       return undefined;
     }

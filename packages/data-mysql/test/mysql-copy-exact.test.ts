@@ -75,7 +75,7 @@ describe('values arrive exact', () => {
     await sql(source, 'INSERT INTO sparse.snowflakes VALUES ?', [snowflakes]);
     const target = await newTarget();
     const chunks: number[] = [];
-    const report = await new MysqlDataMover().copy(endpoint(source, 'sparse'), endpoint(target, 'sparse'), { chunkRows: 1000, onProgress: (event) => chunks.push(event.totalItems ?? 0) });
+    const report = await new MysqlDataMover().copy(endpoint(source, 'sparse'), endpoint(target, 'sparse'), { chunkRows: 1000, onProgress: (event) => chunks.push(event.parts?.total ?? 0) });
     expect(report.items).toBe(3 + 5002 + 3);
     // few: 1 chunk; negative: 1; snowflakes: 5002 rows in chunks of 1000 → 6.
     expect(chunks[0]).toBe(1 + 1 + 6);

@@ -90,7 +90,7 @@ describe('Sakila', () => {
     for (const loadData of [true, false]) {
       const target = await newServer();
       const totals: number[] = [];
-      const report = await copy(source, target, 'sakila', { loadData, concurrency: 3, chunkRows: 2000, onProgress: (event) => totals.push(event.totalItems ?? 0) });
+      const report = await copy(source, target, 'sakila', { loadData, concurrency: 3, chunkRows: 2000, onProgress: (event) => totals.push(event.parts?.total ?? 0) });
       // rental and payment (16,044 rows each) span 9 chunks of 2,000.
       expect(totals[0]).toBeGreaterThan(16 + 2 * 8);
       expect(report.items).toBe(47_268);

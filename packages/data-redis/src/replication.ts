@@ -64,7 +64,9 @@ export class RedisReplication {
         });
       }
       if (sourceEndpoint.password) await target.config('SET', 'masterauth', sourceEndpoint.password);
-      await target.call('REPLICAOF', sourceEndpoint.host, String(sourceEndpoint.port));
+      // The replica reaches the source its own way (peer), which may not be how Armada does (a tunnel).
+      const seenFromTarget = sourceEndpoint.peer ?? sourceEndpoint;
+      await target.call('REPLICAOF', seenFromTarget.host, String(seenFromTarget.port));
       const replication = new RedisReplication(source, target, sourceEndpoint, targetEndpoint);
       await replication.waitUntil((status) => status.linkUp && !status.syncing, options.timeoutMs ?? 300_000, 'the replica to finish its first sync');
       return replication;
@@ -79,7 +81,8 @@ export class RedisReplication {
   static async attach(sourceEndpoint: DataEndpoint, targetEndpoint: DataEndpoint): Promise<RedisReplication | undefined> {
     const target = await connect(targetEndpoint);
     const info = await target.info('replication');
-    if (field(info, 'role') !== 'slave' || field(info, 'master_host') !== sourceEndpoint.host || Number(field(info, 'master_port')) !== sourceEndpoint.port) {
+    const seenFromTarget = sourceEndpoint.peer ?? sourceEndpoint;
+    if (field(info, 'role') !== 'slave' || field(info, 'master_host') !== seenFromTarget.host || Number(field(info, 'master_port')) !== seenFromTarget.port) {
       target.disconnect();
       return undefined;
     }
@@ -137,7 +140,8 @@ export class RedisReplication {
         // Asked for: the old source follows the new primary, read-only. A write still aimed at it
         // fails (READONLY) instead of being lost, and it stays in sync for a rollback.
         if (this.targetEndpoint.password) await this.source.config('SET', 'masterauth', this.targetEndpoint.password);
-        await this.source.call('REPLICAOF', this.targetEndpoint.host, String(this.targetEndpoint.port));
+        const seenFromSource = this.targetEndpoint.peer ?? this.targetEndpoint;
+        await this.source.call('REPLICAOF', seenFromSource.host, String(seenFromSource.port));
       }
       return { writeDowntimeMs, offset };
     } finally {

@@ -65,7 +65,7 @@ describe('the Armada environment on the AWS emulator', () => {
         ])
         .sort();
     expect(ingress(web)).toEqual(['tcp 22 100.64.0.0/10', 'tcp 443 0.0.0.0/0', 'tcp 80 0.0.0.0/0']);
-    expect(ingress(data)).toEqual([`tcp 22 ${web?.GroupId}`, `tcp 3306 ${web?.GroupId}`, `tcp 6379 ${web?.GroupId}`]);
+    expect(ingress(data)).toEqual([`tcp 22 ${web?.GroupId}`, `tcp 3306 ${data?.GroupId}`, `tcp 3306 ${web?.GroupId}`, `tcp 6379 ${web?.GroupId}`].sort());
 
     const reservations = (await ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'tag:armada:environment', Values: ['armada'] }] }))).Reservations ?? [];
     const instances = reservations.flatMap((reservation) => reservation.Instances ?? []);

@@ -49,6 +49,7 @@ describe('the Armada environment on the DigitalOcean emulator', () => {
     expect(inbound('armada.armada.Web-20Public')).toEqual(['tcp 22 {"addresses":["100.64.0.0/10"]}', 'tcp 443 {"addresses":["0.0.0.0/0"]}', 'tcp 80 {"addresses":["0.0.0.0/0"]}']);
     expect(inbound('armada.armada.Data-20Internal')).toEqual([
       'tcp 22 {"tags":["armada:fw:armada:Web_20Public"]}',
+      'tcp 3306 {"tags":["armada:fw:armada:Data_20Internal"]}',
       'tcp 3306 {"tags":["armada:fw:armada:Web_20Public"]}',
       'tcp 6379 {"tags":["armada:fw:armada:Web_20Public"]}',
     ]);

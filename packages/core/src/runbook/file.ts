@@ -20,21 +20,43 @@ import { loadServerPoliciesFile } from '../server/policy.js';
 import { loadSpecFile, parseSpecText, toIssues } from '../spec/load.js';
 import { knownHostsStore, withJsonPins, withPins } from '../ssh/known-hosts.js';
 import { parseJump, sshConfigFor } from '../ssh/ssh-config.js';
-import { connectSsh, fingerprintOf } from '../ssh/transport.js';
+import { connectSsh, fingerprintOf, type SshSession } from '../ssh/transport.js';
+import { SessionKeeper } from '../ssh/tunnel.js';
+import { discover } from '../plan/planner.js';
+import { openReplicationTunnel, replicationPort, type ReplicationTunnel, type SshDataRoute, sshDataRoute } from './data-routes.js';
 import { waitUntil } from '../execute/wait.js';
 import type { ProviderV1 } from '../provider.js';
 import { instanceIssue, targetReachIssue, knownHostsCheck, migrationPreflight, roleIssues, sameEndpointIssue, sshKeyCheck } from './file-preflight.js';
 import { knownIssuesCheck, type PreflightCheck } from './preflight.js';
 import type { MigrationStep } from './runbook.js';
-import { type DataStoreMove, type MigrationDefinition, type ProvisionedInstance, standardMigrationSteps } from './steps.js';
+import { type DataRoute, type DataStoreMove, type DataStoreRoutes, type MigrationDefinition, type ProvisionedInstance, standardMigrationSteps } from './steps.js';
 
 const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/i, 'letters, digits, - and _');
 const providerRef = z.strictObject({ id: z.string().min(1), region: z.string().min(1) });
 const hostPort = z.string().regex(/^[^:\s]+(:\d{1,5})?$/, 'host or host:port');
 const fingerprintSchema = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'an OpenSSH SHA256 fingerprint (SHA256:... as ssh-keygen -l prints it)');
 
+/**
+ * A jump host to reach a store through (an SSH tunnel, as `ssh -L` makes): an instance of the
+ * store's own environment by name (the source environment's, found by discovery; the target's,
+ * reached as servers.ssh says), or a named bastion. User and key default to servers.ssh's.
+ */
+const viaSchema = z.union([
+  z.strictObject({ instance: z.string().min(1), user: z.string().min(1).optional() }),
+  z.strictObject({
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535).optional(),
+    user: z.string().min(1).optional(),
+    privateKeyPath: z.string().min(1).optional(),
+    /** The bastion's host key fingerprints; without them the known_hosts store decides (strictHostKeys). */
+    hostKeys: z.union([fingerprintSchema, z.array(fingerprintSchema).min(1)]).optional(),
+  }),
+]);
+
 const endpointFields = {
   port: z.number().int().min(1).max(65535),
+  /** Reach the store through this jump host instead of directly. */
+  via: viaSchema.optional(),
   user: z.string().min(1).optional(),
   /** The environment variable holding the password: the file never holds it. */
   passwordEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/).optional(),
@@ -58,6 +80,8 @@ export const migrationFileSchema = z.strictObject({
     .strictObject({
       configManager: z.string().min(1).default('puppet'),
       policies: z.string().min(1),
+      /** Servers configured at once. Set 1 when several instances map to one machine (`ssh.hosts`). */
+      concurrency: z.number().int().min(1).max(64).default(4),
       ssh: z.strictObject({
         /** Without it: User from your SSH config for the host. */
         user: z.string().min(1).optional(),
@@ -70,6 +94,11 @@ export const migrationFileSchema = z.strictObject({
          */
         config: z.string().min(1).optional(),
         address: z.enum(['publicIp', 'privateIp']).default('publicIp'),
+        /**
+         * An instance of the target environment (a public one) through which the instances that
+         * have no `address` (the private ones) are reached: their private address, through it.
+         */
+        jumpHost: z.string().min(1).optional(),
         /** Per instance name (or `*`), where to connect instead: a tunnel, a bastion's forward, a test server. */
         hosts: z.record(z.string().min(1), hostPort).default({}),
         /**
@@ -99,6 +128,13 @@ export const migrationFileSchema = z.strictObject({
         target: z.union([fixedEndpoint, instanceEndpoint]),
         /** `replicate`: the target follows the source until the cutover (near-zero write downtime). */
         mode: z.enum(['copy', 'replicate']).default('copy'),
+        /**
+         * How the target's server reaches the source's while replicating: `direct` at the source's
+         * own address (one network, or a site-to-site link such as WireGuard between the clouds),
+         * or `tunnel`: a forward on the target host's loopback that Armada keeps up, relayed through
+         * the source's jump host. Default: `tunnel` when the source has a `via`, else `direct`.
+         */
+        replication: z.strictObject({ path: z.enum(['direct', 'tunnel']) }).optional(),
         replaceExisting: z.boolean().default(false),
         concurrency: z.number().int().min(1).max(64).optional(),
         /** Mover-specific copy options (`chunkRows`, `bigKeyBytes`, ...), passed as they are. */
@@ -162,6 +198,12 @@ export interface LoadedMigration {
   steps: MigrationStep[];
   /** Checked before anything is created, in the dry run and in every real run: pass to runMigration. */
   preflight: PreflightCheck[];
+  /**
+   * Ends what the migration keeps open between steps: its SSH tunnels to the data stores and the
+   * replication paths. Call it when the run ends (the `armada` command does); a replica whose
+   * path is closed waits, reconnecting, until a resumed run opens it again.
+   */
+  close(): Promise<void>;
 }
 
 const expandHome = (path: string) => (path.startsWith('~/') ? join(homedir(), path.slice(2)) : path);
@@ -290,6 +332,136 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
     const secret = password(fields.passwordEnv, where);
     return { host, port: fields.port, ...(fields.user ? { user: fields.user } : {}), ...(secret === undefined ? {} : { password: secret }), ...(fields.databases ? { databases: fields.databases } : {}) };
   };
+
+  // SSH, for the servers and for the tunnels to the data stores.
+  const ssh = file.servers?.ssh;
+  const hostKeys = withJsonPins(knownHostsStore(knownHostsPath(ssh ?? {}), { strict: ssh?.strictHostKeys ?? false }), join(directory, 'known_hosts.json'));
+  const sshConfig = ssh?.config ? at(ssh.config) : join(env.HOME ?? homedir(), '.ssh', 'config');
+  // Read when a server is first reached (a dry run needs no key), each file once.
+  const keys = new Map<string, Promise<string>>();
+  const keyAt = (path: string) => {
+    let key = keys.get(path);
+    if (!key) keys.set(path, (key = readFile(path, 'utf8')));
+    return key;
+  };
+  /** Where and how to reach `name` (an address or a `hosts` alias), the file's settings first, then the SSH config's. */
+  const reach = async (name: string, port: number | undefined, user: string | undefined, keyPath?: string, field = 'servers.ssh') => {
+    const config = await sshConfigFor(name, sshConfig, env.HOME ?? homedir());
+    const privateKeyPath = keyPath ?? (ssh?.privateKeyPath ? at(ssh.privateKeyPath) : config.identityFile);
+    const username = user ?? ssh?.user ?? config.user;
+    if (!username) throw new ValidationError(`No SSH user for ${name}.`, { issues: [{ path: `${field}.user`, message: `neither the migration file nor ${sshConfig} names a user for ${name}`, fix: `set ${field}.user, or User in your SSH config` }] });
+    if (!privateKeyPath && !env.SSH_AUTH_SOCK) throw new ValidationError(`No SSH key for ${name}.`, { issues: [{ path: `${field}.privateKeyPath`, message: 'no key file is named and no ssh-agent runs (SSH_AUTH_SOCK)', fix: `set ${field}.privateKeyPath, IdentityFile in your SSH config, or load the key into ssh-agent` }] });
+    return {
+      host: config.hostName ?? name,
+      port: port ?? config.port ?? 22,
+      username,
+      ...(privateKeyPath ? { privateKey: await keyAt(privateKeyPath) } : {}),
+      ...(env.SSH_AUTH_SOCK ? { agent: env.SSH_AUTH_SOCK } : {}),
+      proxyJump: config.proxyJump,
+    };
+  };
+  const waitMs = (ssh?.waitSeconds ?? 300) * 1000;
+  const pinsOf = async (instance: ProvisionedInstance, signal?: AbortSignal): Promise<string[]> => {
+    const wanted = ssh?.hostKeys[instance.name] ?? ssh?.hostKeys['*'];
+    return wanted === 'console' ? consoleFingerprints(target, instance, waitMs, signal) : [wanted ?? []].flat();
+  };
+  /** An SSH session to a new instance: its `address`, a `hosts` override, or its private address through the jump host. */
+  const connectInstance = async (instance: ProvisionedInstance, instances: readonly ProvisionedInstance[], signal?: AbortSignal, user?: string) => {
+    const settings = ssh ?? { address: 'publicIp' as const, hosts: {} as Record<string, string>, jumpHost: undefined };
+    const override = settings.hosts[instance.name] ?? settings.hosts['*'];
+    const jumpName = settings.jumpHost && settings.jumpHost !== instance.name && !instance[settings.address] && !override ? settings.jumpHost : undefined;
+    const address = jumpName ? instance.privateIp : instance[settings.address];
+    const [name, port] = override ? (override.split(':') as [string, string | undefined]) : [address, undefined];
+    if (!name) {
+      throw new ValidationError(`Instance ${instance.name} has no ${settings.address} to connect to.`, {
+        issues: [{ path: 'servers.ssh.address', message: `${instance.name} has no ${settings.address}`, fix: 'set servers.ssh.jumpHost to a public instance, use the other address, or map the instance in servers.ssh.hosts' }],
+      });
+    }
+    const { proxyJump, ...server } = await reach(name, port === undefined ? undefined : Number(port), user);
+    let jumpHost: Awaited<ReturnType<typeof reach>> | undefined;
+    if (jumpName) {
+      const jump = instances.find((entry) => entry.name === jumpName);
+      const jumpAddress = jump?.[settings.address];
+      if (!jump || !jumpAddress) throw new ValidationError(`The jump host ${jumpName} has no ${settings.address}.`, { issues: [{ path: 'servers.ssh.jumpHost', message: `${jumpName} is not a provisioned instance with a ${settings.address}`, fix: `use one of: ${instances.filter((entry) => entry[settings.address]).map((entry) => entry.name).join(', ')}` }] });
+      jumpHost = await reach(jumpAddress, undefined, user);
+    } else if (proxyJump) {
+      const jump = parseJump(proxyJump);
+      jumpHost = await reach(jump.host, jump.port, jump.user);
+    }
+    const pins = await pinsOf(instance, signal);
+    // The jump host's own key is pinned as for any instance (console keys, fingerprints).
+    const jumpInstance = jumpName ? instances.find((entry) => entry.name === jumpName) : undefined;
+    const jumpPins = jumpInstance ? await pinsOf(jumpInstance, signal) : [];
+    const store = jumpHost && jumpPins.length > 0 ? withPins(hostKeys, `${jumpHost.host}:${jumpHost.port}`, jumpPins) : hostKeys;
+    return connectSsh({
+      ...server,
+      ...(jumpHost ? { jumpHost: { host: jumpHost.host, port: jumpHost.port, username: jumpHost.username, ...(jumpHost.privateKey ? { privateKey: jumpHost.privateKey } : {}), ...(jumpHost.agent ? { agent: jumpHost.agent } : {}) } } : {}),
+      hostKeys: withPins(store, `${server.host}:${server.port}`, pins),
+      waitTimeoutMs: waitMs,
+      ...(signal ? { signal } : {}),
+    });
+  };
+
+  // Tunnels: one SSH session per jump host, shared by every store behind it and kept up.
+  const keepers = new Map<string, SessionKeeper>();
+  const routes = new Map<string, SshDataRoute>();
+  const replicationTunnels = new Map<string, Promise<ReplicationTunnel>>();
+  const routeOf = (key: string, description: string, open: (signal?: AbortSignal) => Promise<SshSession>): SshDataRoute => {
+    let route = routes.get(key);
+    if (!route) {
+      const keeper = new SessionKeeper(open, description);
+      keepers.set(key, keeper);
+      route = sshDataRoute(keeper);
+      routes.set(key, route);
+    }
+    return route;
+  };
+  let sourceInstances: Promise<readonly ProvisionedInstance[]> | undefined;
+  /** The source environment's instances, found by discovery (read only), for `via: { instance }` on the source side. */
+  const discoverSource = () => {
+    sourceInstances ??= discover(source, file.source.environment).then((observed) =>
+      observed
+        .filter((resource) => resource.kind === 'instance')
+        .map((resource) => ({
+          name: resource.name,
+          id: resource.id,
+          role: null,
+          publicIp: typeof resource.outputs.publicIp === 'string' ? resource.outputs.publicIp : null,
+          privateIp: typeof resource.outputs.privateIp === 'string' ? resource.outputs.privateIp : null,
+        })),
+    );
+    return sourceInstances;
+  };
+  type Via = z.infer<typeof viaSchema>;
+  const bastionRoute = (via: Extract<Via, { host: string }>, where: string) =>
+    routeOf(`bastion ${via.host}:${via.port ?? 22}`, `${via.user ?? ssh?.user ?? ''}${via.user ?? ssh?.user ? '@' : ''}${via.host}:${via.port ?? 22}`, async (signal) => {
+      const { proxyJump: _ignored, ...server } = await reach(via.host, via.port, via.user, via.privateKeyPath ? at(via.privateKeyPath) : undefined, `${where}.via`);
+      const pins = via.hostKeys ? [via.hostKeys].flat() : [];
+      return connectSsh({ ...server, hostKeys: pins.length > 0 ? withPins(hostKeys, `${server.host}:${server.port}`, pins) : hostKeys, waitTimeoutMs: waitMs, ...(signal ? { signal } : {}) });
+    });
+  const sourceRouteOf = (via: Via, where: string): DataRoute => {
+    if ('host' in via) return bastionRoute(via, where);
+    return routeOf(`source instance ${via.instance}`, `${via.instance} of ${file.source.environment}`, async (signal) => {
+      const instances = await discoverSource();
+      const jump = instances.find((entry) => entry.name === via.instance);
+      if (!jump?.publicIp) {
+        throw new ValidationError(`${where}.via names ${via.instance}, which the source environment ${file.source.environment} has no public instance of.`, {
+          issues: [{ path: `${where}.via.instance`, message: `no public instance ${via.instance} in ${file.source.environment}`, fix: `use one of: ${instances.filter((entry) => entry.publicIp).map((entry) => entry.name).join(', ') || '(none has a public address: name a bastion by host)'}` }],
+        });
+      }
+      const { proxyJump: _ignored, ...server } = await reach(jump.publicIp, undefined, via.user, undefined, `${where}.via`);
+      return connectSsh({ ...server, hostKeys, waitTimeoutMs: waitMs, ...(signal ? { signal } : {}) });
+    });
+  };
+  const targetRouteOf = (via: Via, where: string): DataRoute | ((instances: readonly ProvisionedInstance[]) => DataRoute) => {
+    if ('host' in via) return bastionRoute(via, where);
+    return (instances) => {
+      const jump = instances.find((entry) => entry.name === via.instance);
+      if (!jump) throw new ValidationError(`${where}.via names instance ${via.instance}, which was not provisioned.`, { issues: [{ path: `${where}.via.instance`, message: 'no such instance', fix: `use one of: ${instances.map((entry) => entry.name).join(', ')}` }] });
+      return routeOf(`target instance ${via.instance}`, `${via.instance}`, (signal) => connectInstance(jump, instances, signal, via.user));
+    };
+  };
+
   const data: DataStoreMove[] = file.data.map((store, index) => {
     const where = `data[${index}]`;
     const sourceEndpoint = endpoint(store.source, store.source.host, `${where}.source`);
@@ -306,6 +478,35 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
               return { ...endpoint({ ...targetFields, passwordEnv: undefined }, host, `${where}.target`), ...(secret === undefined ? {} : { password: secret }) };
             };
           })();
+    const sourceRoute = store.source.via ? sourceRouteOf(store.source.via, `${where}.source`) : undefined;
+    const targetRoute = targetFields.via ? targetRouteOf(targetFields.via, `${where}.target`) : undefined;
+    const path = store.replication?.path ?? (store.source.via ? 'tunnel' : 'direct');
+    let replicationPath: DataStoreRoutes['replicationPath'];
+    if (store.mode === 'replicate' && path === 'tunnel') {
+      if (!('instance' in targetFields)) {
+        found.push({ path: `${where}.replication.path`, message: 'a tunnel for replication needs the target on a provisioned instance (target.instance)', fix: "use replication: { path: direct } with a site-to-site link, or name the target's instance" });
+      } else {
+        replicationPath = async (instances, signal) => {
+          let tunnel = replicationTunnels.get(store.name);
+          if (!tunnel) {
+            const host = instances.find((entry) => entry.name === targetFields.instance);
+            if (!host) throw new ValidationError(`${where}.target names instance ${targetFields.instance}, which was not provisioned.`);
+            const keeper = new SessionKeeper((openSignal) => connectInstance(host, instances, openSignal), `${host.name} (the replica's host)`);
+            keepers.set(`replica host ${store.name}`, keeper);
+            tunnel = openReplicationTunnel(keeper, replicationPort(store.name), { host: sourceEndpoint.host, port: sourceEndpoint.port }, sourceRoute);
+            replicationTunnels.set(store.name, tunnel);
+            tunnel.catch(() => replicationTunnels.delete(store.name));
+          }
+          void signal;
+          return (await tunnel).seenFromTarget;
+        };
+      }
+    }
+    const storeRoutes: DataStoreRoutes = {
+      ...(sourceRoute ? { source: sourceRoute } : {}),
+      ...(targetRoute ? { target: targetRoute } : {}),
+      ...(replicationPath ? { replicationPath } : {}),
+    };
     return {
       name: store.name,
       path: where,
@@ -314,60 +515,18 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
       target: targetEndpoint,
       copy: { ...store.options, replaceExisting: store.replaceExisting, ...(store.concurrency ? { concurrency: store.concurrency } : {}) },
       mode: store.mode,
+      ...(Object.keys(storeRoutes).length > 0 ? { routes: storeRoutes } : {}),
     };
   });
 
   let servers: MigrationDefinition['servers'];
   if (file.servers && policies && configManager) {
-    const { ssh } = file.servers;
-    // An older Armada pinned keys in the run's directory: still honoured, never lost.
-    const hostKeys = withJsonPins(knownHostsStore(knownHostsPath(ssh), { strict: ssh.strictHostKeys }), join(directory, 'known_hosts.json'));
-    const sshConfig = ssh.config ? at(ssh.config) : join(env.HOME ?? homedir(), '.ssh', 'config');
-    // Read when a server is first reached (a dry run needs no key), each file once.
-    const keys = new Map<string, Promise<string>>();
-    const keyAt = (path: string) => {
-      let key = keys.get(path);
-      if (!key) keys.set(path, (key = readFile(path, 'utf8')));
-      return key;
-    };
-    /** Where and how to reach `name` (an address or a `hosts` alias), the file's settings first, then the SSH config's. */
-    const reach = async (name: string, port: number | undefined, user: string | undefined) => {
-      const config = await sshConfigFor(name, sshConfig, env.HOME ?? homedir());
-      const keyPath = ssh.privateKeyPath ? at(ssh.privateKeyPath) : config.identityFile;
-      const username = user ?? ssh.user ?? config.user;
-      if (!username) throw new ValidationError(`No SSH user for ${name}.`, { issues: [{ path: 'servers.ssh.user', message: `neither the migration file nor ${sshConfig} names a user for ${name}`, fix: 'set servers.ssh.user, or User in your SSH config' }] });
-      if (!keyPath && !env.SSH_AUTH_SOCK) throw new ValidationError(`No SSH key for ${name}.`, { issues: [{ path: 'servers.ssh.privateKeyPath', message: 'no key file is named and no ssh-agent runs (SSH_AUTH_SOCK)', fix: 'set servers.ssh.privateKeyPath, IdentityFile in your SSH config, or load the key into ssh-agent' }] });
-      return {
-        host: config.hostName ?? name,
-        port: port ?? config.port ?? 22,
-        username,
-        ...(keyPath ? { privateKey: await keyAt(keyPath) } : {}),
-        ...(env.SSH_AUTH_SOCK ? { agent: env.SSH_AUTH_SOCK } : {}),
-        proxyJump: config.proxyJump,
-      };
-    };
     servers = {
       configManager: configManager as NonNullable<MigrationDefinition['servers']>['configManager'],
       policies,
       secrets: (secret) => env[secret],
-      async connect(instance, signal) {
-        const override = ssh.hosts[instance.name] ?? ssh.hosts['*'];
-        const address = instance[ssh.address];
-        const [name, port] = override ? (override.split(':') as [string, string | undefined]) : [address, undefined];
-        if (!name) throw new ValidationError(`Instance ${instance.name} has no ${ssh.address} to connect to.`, { issues: [{ path: 'servers.ssh.address', message: `${instance.name} has no ${ssh.address}`, fix: 'use the other address, or map the instance in servers.ssh.hosts' }] });
-        const { proxyJump, ...server } = await reach(name, port === undefined ? undefined : Number(port), undefined);
-        const jump = proxyJump ? parseJump(proxyJump) : undefined;
-        const jumpHost = jump ? await reach(jump.host, jump.port, jump.user) : undefined;
-        const wanted = ssh.hostKeys[instance.name] ?? ssh.hostKeys['*'];
-        const pins = wanted === 'console' ? await consoleFingerprints(target, instance, ssh.waitSeconds * 1000, signal) : [wanted ?? []].flat();
-        return connectSsh({
-          ...server,
-          ...(jumpHost ? { jumpHost: { host: jumpHost.host, port: jumpHost.port, username: jumpHost.username, ...(jumpHost.privateKey ? { privateKey: jumpHost.privateKey } : {}), ...(jumpHost.agent ? { agent: jumpHost.agent } : {}) } } : {}),
-          hostKeys: withPins(hostKeys, `${server.host}:${server.port}`, pins),
-          waitTimeoutMs: ssh.waitSeconds * 1000,
-          signal,
-        });
-      },
+      connect: (instance, signal, instances) => connectInstance(instance, instances, signal),
+      concurrency: file.servers.concurrency,
     };
   }
 
@@ -405,5 +564,13 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
     ...(file.servers?.ssh.privateKeyPath ? [sshKeyCheck('servers.ssh.privateKeyPath', at(file.servers.ssh.privateKeyPath))] : []),
     ...(file.servers ? [knownHostsCheck('servers.ssh.knownHosts', knownHostsPath(file.servers.ssh))] : []),
   ];
-  return { name: file.name, directory, definition, steps: standardMigrationSteps(definition), preflight };
+  const close = async () => {
+    await Promise.all([...replicationTunnels.values()].map((tunnel) => tunnel.then((opened) => opened.close()).catch(() => undefined)));
+    await Promise.all([...routes.values()].map((route) => route.close()));
+    await Promise.all([...keepers.values()].map((keeper) => keeper.close()));
+    replicationTunnels.clear();
+    routes.clear();
+    keepers.clear();
+  };
+  return { name: file.name, directory, definition, steps: standardMigrationSteps(definition), preflight, close };
 }

@@ -9,10 +9,12 @@
  * upserts the same records again.
  */
 import { existsSync } from 'node:fs';
+import pLimit from 'p-limit';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { applyEnvironment, destroyEnvironment } from '../apply.js';
 import type { CommandChannel, ConfigManagerV1 } from '../config-manager.js';
+import type { Duplex } from 'node:stream';
 import type { CopyOptions, CopyReport, DataEndpoint, DataMoverV1, DataReplication } from '../data-mover.js';
 import { type DnsSnapshot, lowerDnsTtl, switchDns } from '../dns/cutover.js';
 import { ValidationError } from '../errors.js';
@@ -26,6 +28,7 @@ import type { DnsService, ProviderV1 } from '../provider.js';
 import type { ObservedResource } from '../resources.js';
 import { environmentSecrets, type RolePolicy, resolveOutputs, roleOf, rolePolicySchema, type SecretResolver, type ServerPolicies, secretsOf } from '../server/policy.js';
 import type { EnvironmentSpec } from '../spec/schema.js';
+import { type HostAndPort, isConnectionLost } from '../ssh/tunnel.js';
 import type { JsonValue, MigrationStep, StepContext, StepResult } from './runbook.js';
 
 /** What provisioning made, as later steps need it: instances with their role and addresses. */
@@ -142,8 +145,13 @@ export type ServerConnection = CommandChannel & { close?(): void | Promise<void>
 export interface ConfigureServersOptions {
   configManager: ConfigManagerV1<ServerPolicies>;
   policies: ServerPolicies;
-  /** How to reach a provisioned instance (SSH to its public address, through a bastion, ...). */
-  connect(instance: ProvisionedInstance, signal: AbortSignal): Promise<ServerConnection>;
+  /**
+   * How to reach a provisioned instance (SSH to its public address, through a bastion, ...);
+   * `instances` are all the provisioned ones (a private instance is reached through a public one).
+   */
+  connect(instance: ProvisionedInstance, signal: AbortSignal, instances: readonly ProvisionedInstance[]): Promise<ServerConnection>;
+  /** Servers configured at once (default 4): four servers take about the time of one. */
+  concurrency?: number;
   /** Where secrets the policies name come from (default: environment variables). */
   secrets?: SecretResolver;
   /** The step whose output lists the instances (default `provision-target`). */
@@ -219,11 +227,7 @@ export function configureServersStep(options: ConfigureServersOptions): Migratio
     async run(context) {
       const instances = context.outputOf<ProvisionOutput>(provisioned).instances;
       const artifacts = rendered(instances);
-      const servers: JsonValue[] = [];
-      const details: string[] = [];
-      for (const instance of instances) {
-        const role = roleFor(instance);
-        if (!role) continue;
+      const configureOne = async (instance: ProvisionedInstance, role: string): Promise<{ server: JsonValue; detail: string }> => {
         const policy = policies.roles[role];
         if (!policy) throw new ValidationError(`Instance ${instance.name} has role "${role}", which the server policies do not define.`);
         const missing = secretsOf(policy).filter((name) => secrets(name) === undefined);
@@ -233,7 +237,7 @@ export function configureServersStep(options: ConfigureServersOptions): Migratio
           });
         }
         context.progress(`${instance.name}: bootstrapping ${options.configManager.id}`);
-        const connection = await options.connect(instance, context.signal);
+        const connection = await options.connect(instance, context.signal, instances);
         try {
           const values = Object.fromEntries(secretsOf(policy).map((name) => [name, secrets(name) as string]));
           await options.configManager.bootstrap(connection, artifacts, { secrets: values, signal: context.signal });
@@ -244,12 +248,28 @@ export function configureServersStep(options: ConfigureServersOptions): Migratio
             const failed = report.resources.filter((resource) => resource.status === 'failed').map((resource) => `${resource.resource}${resource.message ? `: ${resource.message}` : ''}`);
             throw new ValidationError(`Role ${role} failed on ${instance.name} (${connection.description}): ${failed.join('; ')}`);
           }
-          servers.push({ name: instance.name, role, via: connection.description, changed: report.changed, unchanged: report.unchanged });
-          details.push(`${instance.name} (${role}): ${report.changed} changed, ${report.unchanged} unchanged${changed.length > 0 ? `: ${changed.join(', ')}` : ''}`);
+          context.progress(`${instance.name}: ${report.changed} changed, ${report.unchanged} unchanged`);
+          return {
+            server: { name: instance.name, role, via: connection.description, changed: report.changed, unchanged: report.unchanged },
+            detail: `${instance.name} (${role}): ${report.changed} changed, ${report.unchanged} unchanged${changed.length > 0 ? `: ${changed.join(', ')}` : ''}`,
+          };
         } finally {
           await connection.close?.();
         }
-      }
+      };
+      // In parallel, bounded; reported in the instances' order. Every server is tried: one that
+      // fails does not stop the others, and the first failure is what the step throws.
+      const limit = pLimit(options.concurrency ?? 4);
+      const withRoles = instances.flatMap((instance) => {
+        const role = roleFor(instance);
+        return role ? [{ instance, role }] : [];
+      });
+      const outcomes = await Promise.allSettled(withRoles.map(({ instance, role }) => limit(() => configureOne(instance, role))));
+      const failure = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+      if (failure) throw failure.reason;
+      const done = outcomes.flatMap((outcome) => (outcome.status === 'fulfilled' ? [outcome.value] : []));
+      const servers = done.map((entry) => entry.server);
+      const details = done.map((entry) => entry.detail);
       return { summary: `${count(servers.length, 'server')} ${part === 'apps' ? 'deployed' : 'configured'}`, details, output: { servers } };
     },
   };
@@ -273,6 +293,34 @@ export interface DataStoreMove {
    * and is promoted; the write downtime is measured. Needs a mover with `replicate`.
    */
   mode?: 'copy' | 'replicate';
+  /** How each side is reached when Armada cannot connect to it directly (a private network). */
+  routes?: DataStoreRoutes;
+}
+
+/**
+ * A way to a data store through a jump host: an SSH tunnel, shared and kept up (see ssh/tunnel.ts
+ * and `sshDataRoute`). The mover is handed the tunnel's loopback end as the store's address.
+ */
+export interface DataRoute {
+  /** For progress and reports: `through admin@203.0.113.7:22`. */
+  readonly description: string;
+  /** A local address that reaches `destination` from the jump host. */
+  forward(destination: HostAndPort, signal?: AbortSignal): Promise<HostAndPort>;
+  /** A stream to `destination` from the jump host (the far end of a replication path). */
+  dial(destination: HostAndPort): Promise<Duplex>;
+}
+
+export interface DataStoreRoutes {
+  source?: DataRoute;
+  /** Or how to make it from the provisioned instances (a jump host among them). */
+  target?: DataRoute | ((instances: readonly ProvisionedInstance[]) => DataRoute);
+  /**
+   * How the target's server reaches the source's for replication, when not at the source's own
+   * address: makes the path (a forward on the target's loopback, kept up by the runbook) and says
+   * the address the target must name. Absent: the source's own address (one network, or a
+   * site-to-site link between the clouds).
+   */
+  replicationPath?: (instances: readonly ProvisionedInstance[], signal?: AbortSignal) => Promise<HostAndPort>;
 }
 
 /**
@@ -304,19 +352,67 @@ function replicatorOf(store: DataStoreMove): NonNullable<DataMoverV1['replicate'
   return store.mover.replicate.bind(store.mover);
 }
 
+const describeRoutes = (store: DataStoreMove) =>
+  [store.routes?.source ? `source ${store.routes.source.description}` : '', store.routes?.target ? `target ${typeof store.routes.target === 'function' ? 'through its jump host' : store.routes.target.description}` : ''].filter(Boolean).map((text) => `, ${text}`).join('');
+
 const where = (endpoint: DataEndpoint) => `${endpoint.host}:${endpoint.port}${endpoint.databases ? ` (${endpoint.databases.join(', ')})` : ''}`;
+
+function instancesOf(context: StepContext, provisioned: string): readonly ProvisionedInstance[] {
+  return context.hasOutput(provisioned) ? context.outputOf<ProvisionOutput>(provisioned).instances : [];
+}
 
 function targetOf(store: DataStoreMove, context: StepContext, provisioned: string): DataEndpoint {
   if (typeof store.target !== 'function') return store.target;
-  return store.target(context.hasOutput(provisioned) ? context.outputOf<ProvisionOutput>(provisioned).instances : []);
+  return store.target(instancesOf(context, provisioned));
+}
+
+/** An endpoint as the mover must be handed it: the tunnel's end when routed, its own address as the peer. */
+async function through(route: DataRoute | undefined, endpoint: DataEndpoint, signal?: AbortSignal): Promise<DataEndpoint> {
+  if (!route) return endpoint;
+  const local = await route.forward({ host: endpoint.host, port: endpoint.port }, signal);
+  return { ...endpoint, ...local, peer: endpoint.peer ?? { host: endpoint.host, port: endpoint.port } };
+}
+
+/** Both sides of a store as its mover connects to them now, tunnels opened, the replication path made. */
+async function reach(store: DataStoreMove, context: StepContext, provisioned: string, options: { replication?: boolean } = {}): Promise<{ source: DataEndpoint; target: DataEndpoint }> {
+  const source = await through(store.routes?.source, store.source, context.signal);
+  const targetRoute = store.routes?.target;
+  const target = await through(typeof targetRoute === 'function' ? targetRoute(instancesOf(context, provisioned)) : targetRoute, targetOf(store, context, provisioned), context.signal);
+  if (options.replication && store.routes?.replicationPath) {
+    source.peer = await store.routes.replicationPath(instancesOf(context, provisioned), context.signal);
+  }
+  return { source, target };
+}
+
+/**
+ * Runs `work` again while it fails because a connection through a route was lost (the jump host
+ * went away), until `patienceMs` has passed without progress: the copy resumes from its
+ * checkpoint once the tunnel is back. Stores without a route fail at once, as before.
+ */
+async function acrossDrops<T>(store: DataStoreMove, context: StepContext, work: () => Promise<T>, patienceMs = 300_000): Promise<T> {
+  if (!store.routes?.source && !store.routes?.target) return work();
+  let firstDrop: number | undefined;
+  let delay = 1_000;
+  for (;;) {
+    try {
+      return await work();
+    } catch (error) {
+      firstDrop ??= performance.now();
+      if (context.signal.aborted || !isConnectionLost(error) || performance.now() - firstDrop > patienceMs) throw error;
+      context.progress(`${store.name}: the connection was lost (${(error as Error).message.split('\n')[0]}); trying again through the tunnel in ${delay / 1000} s`);
+      await sleep(delay, context.signal);
+      delay = Math.min(delay * 2, 15_000);
+    }
+  }
 }
 
 /** Every store's endpoints by its mover's check, all at once; throws with every problem found, before anything is written. */
-async function checkStores(stores: readonly DataStoreMove[], targetFor: (store: DataStoreMove) => DataEndpoint, signal: AbortSignal): Promise<void> {
+async function checkStores(stores: readonly DataStoreMove[], endpointsFor: (store: DataStoreMove) => Promise<{ source: DataEndpoint; target: DataEndpoint }>, signal: AbortSignal): Promise<void> {
   const found = await Promise.all(
     stores.map(async (store) => {
       if (!store.mover.check) return [];
-      const issues = await store.mover.check(store.source, targetFor(store), { replaceExisting: store.copy?.replaceExisting ?? false, mode: store.mode ?? 'copy', options: { ...store.copy }, signal });
+      const { source, target } = await endpointsFor(store);
+      const issues = await store.mover.check(source, target, { replaceExisting: store.copy?.replaceExisting ?? false, mode: store.mode ?? 'copy', options: { ...store.copy }, signal });
       return issues.map((issue) => ({ ...issue, path: `${store.path ?? `data.${store.name}`}.${issue.path}` }));
     }),
   );
@@ -351,17 +447,19 @@ export function copyDataStep(options: { stores: readonly DataStoreMove[]; provis
       // it (a store whose copy already began is the copy's to resume).
       await checkStores(
         options.stores.filter((store) => !finished[store.name] && !existsSync(checkpointOf(store))),
-        (store) => targetOf(store, context, provisioned),
+        (store) => reach(store, context, provisioned),
         context.signal,
       );
       for (const store of options.stores) {
         if (finished[store.name]) continue;
-        const target = targetOf(store, context, provisioned);
+        const shown = targetOf(store, context, provisioned);
+        const { source, target } = await reach(store, context, provisioned, { replication: replicates(store) });
+        const via = describeRoutes(store);
         if (replicates(store) && store.mover.replicationStartsFrom === 'empty') {
           // Replication makes its own full copy (Redis: REPLICAOF's full sync).
-          context.progress(`${store.name}: replicating from ${where(store.source)} to ${where(target)}`);
+          context.progress(`${store.name}: replicating from ${where(store.source)} to ${where(shown)}${via}`);
           const started = performance.now();
-          const replication = await replicatorOf(store)(store.source, target, { signal: context.signal, ...(store.copy?.replaceExisting ? { replaceExisting: true } : {}) });
+          const replication = await replicatorOf(store)(source, target, { signal: context.signal, ...(store.copy?.replaceExisting ? { replaceExisting: true } : {}) });
           replications.set(store.name, replication);
           const lag = await replication.status();
           finished[store.name] = { mover: store.mover.id, items: 0, bytes: 0, durationMs: Math.round(performance.now() - started), resumed: false, replicating: true };
@@ -369,8 +467,8 @@ export function copyDataStep(options: { stores: readonly DataStoreMove[]; provis
           await saveFinished(finished);
           continue;
         }
-        context.progress(`${store.name}: copying from ${where(store.source)} to ${where(target)}`);
-        const report = await store.mover.copy(store.source, target, {
+        context.progress(`${store.name}: copying from ${where(store.source)} to ${where(shown)}${via}`);
+        const report = await acrossDrops(store, context, () => store.mover.copy(source, target, {
           ...store.copy,
           checkpointPath: checkpointOf(store),
           signal: context.signal,
@@ -378,14 +476,16 @@ export function copyDataStep(options: { stores: readonly DataStoreMove[]; provis
             const total = progress.totalItems ? ` of ${progress.totalItems.toLocaleString('en-US')}` : '';
             const eta = progress.etaSeconds === undefined ? '' : `, ETA ${Math.ceil(progress.etaSeconds)} s`;
             const rate = progress.bytesPerSecond === undefined ? '' : `, ${(progress.bytesPerSecond / 1_048_576).toFixed(1)} MiB/s`;
-            context.progress(`${store.name}: ${progress.phase} ${progress.items.toLocaleString('en-US')}${total}${rate}${eta}`, progress.totalItems ? progress.items / progress.totalItems : undefined);
+            const fraction = progress.fraction ?? (progress.totalItems ? progress.items / progress.totalItems : undefined);
+            const percent = progress.fraction === undefined ? '' : ` (${Math.floor(progress.fraction * 100)} %)`;
+            context.progress(`${store.name}: ${progress.phase} ${progress.items.toLocaleString('en-US')}${total}${percent}${rate}${eta}`, fraction);
           },
-        });
+        }));
         finished[store.name] = { mover: store.mover.id, items: report.items, bytes: report.bytes, durationMs: Math.round(report.durationMs), resumed: report.resumed, ...(report.warnings?.length ? { warnings: report.warnings } : {}) };
         if (replicates(store)) {
           // From the copy's snapshot on, the target follows the source (MySQL: its binlog position).
           context.progress(`${store.name}: starting replication from the copy's position`);
-          const replication = await replicatorOf(store)(store.source, target, { after: report, signal: context.signal });
+          const replication = await replicatorOf(store)(source, target, { after: report, signal: context.signal });
           replications.set(store.name, replication);
           Object.assign(finished[store.name] as StoreCopied, { replicating: true, after: JSON.parse(JSON.stringify(report)) as JsonValue });
           context.progress(`${store.name}: replica in sync (${(await replication.status()).lag})`);
@@ -434,7 +534,8 @@ export function cutoverDataStep(options: { stores: readonly DataStoreMove[]; pro
         if (!replication) {
           context.progress(`${store.name}: attaching to the replication on the target`);
           const after = earlier.find((entry) => entry.name === store.name)?.after as CopyReport | undefined;
-          replication = await replicatorOf(store)(store.source, targetOf(store, context, provisioned), { signal: context.signal, ...(after ? { after } : {}) });
+          const { source, target } = await reach(store, context, provisioned, { replication: true });
+          replication = await replicatorOf(store)(source, target, { signal: context.signal, ...(after ? { after } : {}) });
         }
         try {
           context.progress(`${store.name}: source read-only, waiting for the target to catch up`);
@@ -468,7 +569,8 @@ export function verifyDataStep(options: { stores: readonly DataStoreMove[]; prov
       const stores: JsonValue[] = [];
       for (const store of options.stores) {
         context.progress(`${store.name}: verifying`);
-        const report = await store.mover.verify(store.source, targetOf(store, context, provisioned), { signal: context.signal, ...(options.sample ? { sample: options.sample } : {}) });
+        const { source, target } = await reach(store, context, provisioned);
+        const report = await acrossDrops(store, context, () => store.mover.verify(source, target, { signal: context.signal, ...(options.sample ? { sample: options.sample } : {}) }));
         if (!report.ok) {
           const listed = (report.differences ?? []).slice(0, 20).map((difference) => `\n  ${difference.kind}: ${difference.object}: ${difference.detail}`);
           const more = (report.differences?.length ?? 0) > listed.length ? `\n  ... and ${(report.differences?.length ?? 0) - listed.length} more` : '';

@@ -184,6 +184,8 @@ export class SshSession implements CommandChannel {
     this.description = `${target.username}@${hostId(target)}${jump ? ' (through a jump host)' : ''}`;
     client.on('close', () => {
       this.closed = true;
+      for (const listener of this.closeListeners) listener();
+      this.closeListeners.clear();
     });
   }
 
@@ -249,6 +251,42 @@ export class SshSession implements CommandChannel {
         });
       });
     });
+  }
+
+  /**
+   * A TCP connection from the server to `host:port` (SSH's direct-tcpip channel: what `ssh -L`
+   * uses), for tunnels to services only the server can reach.
+   */
+  openChannel(host: string, port: number): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      this.client.forwardOut('127.0.0.1', 0, host, port, (error, channel) => (error ? reject(error) : resolve(channel)));
+    });
+  }
+
+  /**
+   * Asks the server to listen on `bindHost:bindPort` and hand each connection to `accept` (what
+   * `ssh -R` does): the way back from a server to something only this side can reach.
+   * Resolves with the port the server listens on. The listener ends with the session.
+   */
+  listenRemote(bindHost: string, bindPort: number, accept: (channel: ClientChannel) => void): Promise<number> {
+    this.client.on('tcp connection', (info, acceptConnection) => {
+      if (info.destIP === bindHost && (bindPort === 0 || info.destPort === bindPort)) accept(acceptConnection());
+    });
+    return new Promise((resolve, reject) => {
+      this.client.forwardIn(bindHost, bindPort, (error, port) => (error ? reject(error) : resolve(port || bindPort)));
+    });
+  }
+
+  private readonly closeListeners = new Set<() => void>();
+
+  /** Called once when the connection ends, whoever ended it. Returns how to stop listening. */
+  onClose(listener: () => void): () => void {
+    if (this.closed) {
+      listener();
+      return () => undefined;
+    }
+    this.closeListeners.add(listener);
+    return () => this.closeListeners.delete(listener);
   }
 
   close(): void {

@@ -105,7 +105,7 @@ describe('the Armada environment on real hosts behind the EC2 emulator', () => {
     }
   });
 
-  it('enforces Data Internal on the wire: MySQL and Redis from the web tier only', async () => {
+  it('enforces Data Internal on the wire: MySQL from the web tier and for replication, Redis from the web tier only', async () => {
     const data1 = hosts['data-1'] as { id: string; privateIp: string };
     // Listeners stand in for the servers here, so "open" (a listener answered) differs from "filtered" (a drop).
     await lab.exec(data1.id, 'for port in 3306 6379; do (nc -lk -p $port >/dev/null 2>&1 &); done; sleep 0.5');
@@ -113,8 +113,10 @@ describe('the Armada environment on real hosts behind the EC2 emulator', () => {
     const data2 = { host: (hosts['data-2'] as { id: string }).id };
     expect(await lab.probe(web1, data1.privateIp, 3306)).toBe('open');
     expect(await lab.probe(web1, data1.privateIp, 6379)).toBe('open');
-    expect(await lab.probe(data2, data1.privateIp, 3306)).toBe('filtered');
+    // data-2 replicates from data-1 (Data Internal admits MySQL from its own members), nothing else.
+    expect(await lab.probe(data2, data1.privateIp, 3306)).toBe('open');
     expect(await lab.probe(data2, data1.privateIp, 6379)).toBe('filtered');
+    expect(await lab.probe(data2, data1.privateIp, 8080)).toBe('filtered');
     expect(await lab.probe('internet', data1.privateIp, 3306)).not.toBe('open');
     // The web tier: HTTP open to the internet (nothing listens yet: refused, not dropped), 3306 dropped.
     const web1Public = (hosts['web-1'] as { publicIp: string }).publicIp;

@@ -8,12 +8,18 @@
  * vpc-ranges.ts), a VPC with members cannot be deleted (403), tags named by a firewall must
  * exist, tag names follow DigitalOcean's pattern, and new resources may be invisible for a while
  * (eventual consistency).
+ *
+ * With `hosts`, every droplet is a real host of a real-host lab (`@armada/testkit/real-hosts`): the
+ * emulator hands the lab its tables as a `LabTopology` after every call that may change them (see
+ * `labTopology` below), and a droplet is `active` once its host has booted.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseCidr } from '@armada/core';
 import { startLoopbackServer } from '../loopback-server.js';
 import { FaultInjector, LostResponseError, type PortableOperation } from '../faults.js';
+import type { HostLab } from '../real-hosts/lab.js';
+import type { LabHost, LabNetwork, LabTopology, TrafficRule } from '../real-hosts/topology.js';
 import { freeRange, ipv4, rangeRefusal } from './vpc-ranges.js';
 
 export interface DigitalOceanEmulatorOptions {
@@ -26,6 +32,14 @@ export interface DigitalOceanEmulatorOptions {
   /** `retry-after` on a throttled (429) reply, in seconds (default 1). */
   retryAfterSeconds?: number;
   seed?: number;
+  /**
+   * Run every droplet as a real host of this lab (`@armada/testkit/real-hosts`): its own network
+   * namespace at the private and public addresses the API reports (its VPC one network with the
+   * VPC's range, reaching the internet), a Debian 12 root, sshd with the droplet's SSH keys for
+   * `root`, Cloud Firewalls enforced by nftables. Only `debian-12-x64` boots. The caller owns and
+   * closes it.
+   */
+  hosts?: HostLab;
 }
 
 export interface DigitalOceanEmulator {
@@ -96,6 +110,11 @@ const IMAGES = [
   tags: [],
 }));
 
+/** The one image the real-host lab boots (its Debian 12 root); DigitalOcean's Debian images log in as root. */
+const REAL_HOST_IMAGE = 'debian-12-x64';
+/** Where droplets' public addresses come from in real-host mode (the emulator's own otherwise). */
+const REAL_HOST_PUBLIC_POOL = '198.51.100.0/24';
+
 const TAG_PATTERN = /^[a-zA-Z0-9_\-:]{1,255}$/;
 const FIREWALL_NAME = /^[a-zA-Z0-9][a-zA-Z0-9.-]+$/;
 /** Droplet names are hostnames (OpenAPI droplet_create `name`): letters, numbers, "." and "-", not starting or ending with either. */
@@ -123,6 +142,8 @@ interface Droplet extends Visible {
   vpc_uuid: string;
   tags: string[];
   ssh_keys: number[];
+  /** The public keys of `ssh_keys` when the droplet was made: what its root's authorized_keys holds (deleting the account key later changes neither). */
+  authorizedKeys: string[];
   user_data: string | undefined;
   privateIp: string;
   publicIp: string;
@@ -171,7 +192,44 @@ interface Action {
   startedAt: number;
   takesMs: number;
   effect?: () => void;
+  /** Also waited for once the time is up (a create on a real host: its boot). */
+  ready?: () => boolean;
   completedAt?: number;
+}
+
+/**
+ * A rule's `ports` (OpenAPI firewall_rule_base): a port (`"22"`), a range (`"8000-9000"`), or every
+ * port: `"0"` as the API writes it, `"all"` and an empty or absent value as it also takes.
+ * `null`: every port; undefined: not a valid value.
+ */
+function portRangeOf(ports: unknown): { from: number; to: number } | null | undefined {
+  if (ports === undefined || ports === null || ports === '' || ports === '0' || ports === 0 || ports === 'all') return null;
+  const match = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(String(ports));
+  if (!match) return undefined;
+  const from = Number(match[1]);
+  const to = Number(match[2] ?? match[1]);
+  return from >= 1 && to <= 65535 && from <= to ? { from, to } : undefined;
+}
+
+/** The netmask of a VPC's range (`10.0.0.0/16` -> `255.255.0.0`): a droplet's private interface has its VPC's. */
+function netmaskOf(range: string | undefined): string {
+  const prefix = Number(range?.split('/')[1] ?? 24);
+  return ipv4(((1n << 32n) - 1n) ^ ((1n << BigInt(32 - prefix)) - 1n));
+}
+
+/** Two rules alike in protocol, ports (every-port spellings alike) and peers (order of a peer list aside). */
+function sameRule(a: FirewallRule, b: FirewallRule): boolean {
+  const peers = (rule: FirewallRule) => {
+    const peer = rule.sources ?? rule.destinations ?? {};
+    return JSON.stringify(
+      Object.entries(peer)
+        .filter(([, value]) => !(Array.isArray(value) && value.length === 0))
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([field, value]) => [field, Array.isArray(value) ? value.map(String).sort() : value]),
+    );
+  };
+  const ports = (rule: FirewallRule) => (rule.protocol === 'icmp' ? null : JSON.stringify(portRangeOf(rule.ports)));
+  return a.protocol === b.protocol && ports(a) === ports(b) && peers(a) === peers(b);
 }
 
 /** `GET droplets :id actions`, `GET domains :id records :id`: the route of a path, ids generalized. */
@@ -183,6 +241,8 @@ function operationOf(method: string, resource: string, sub: string | undefined):
   if (method === 'GET') return 'describe';
   // An action changes the droplet it acts on.
   if (resource === 'droplets' && sub === 'actions') return 'updateInstance';
+  // Droplets, tags or rules added to or removed from a firewall change the firewall.
+  if (resource === 'firewalls' && sub !== undefined) return 'updateFirewall';
   const table: Record<string, [PortableOperation, PortableOperation, PortableOperation]> = {
     vpcs: ['createNetwork', 'createNetwork', 'deleteNetwork'],
     droplets: ['createInstance', 'updateInstance', 'deleteInstance'],
@@ -202,6 +262,7 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
     throttleError: () => new ApiError(429, 'too_many_requests', 'API Rate limit exceeded.'),
   });
   const bootMs = options.bootMs ?? 200;
+  const lab = options.hosts;
   const actionMs = options.actionMs ?? 50;
   const vpcs = new Map<string, Vpc>();
   const droplets = new Map<number, Droplet>();
@@ -274,12 +335,13 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
   function settleActions() {
     for (const action of actions.values()) {
       if (action.completedAt !== undefined || performance.now() - action.startedAt < action.takesMs) continue;
-      action.completedAt = action.startedAt + action.takesMs;
+      if (action.ready && !action.ready()) continue;
+      action.completedAt = action.ready ? performance.now() : action.startedAt + action.takesMs;
       action.effect?.();
     }
   }
-  function startAction(type: string, droplet: Droplet, takesMs: number, effect?: () => void): Action {
-    const action: Action = { id: ++sequence, type, dropletId: droplet.id, region: droplet.region, startedAt: performance.now(), takesMs, ...(effect ? { effect } : {}) };
+  function startAction(type: string, droplet: Droplet, takesMs: number, effect?: () => void, ready?: () => boolean): Action {
+    const action: Action = { id: ++sequence, type, dropletId: droplet.id, region: droplet.region, startedAt: performance.now(), takesMs, ...(effect ? { effect } : {}), ...(ready ? { ready } : {}) };
     actions.set(action.id, action);
     return action;
   }
@@ -295,7 +357,9 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
     region_slug: action.region,
   });
 
-  const dropletStatus = (droplet: Droplet) => (performance.now() - droplet.createdAt >= bootMs ? 'active' : 'new');
+  /** A droplet on a real host is active once the host has booted (sshd listens), not before. */
+  const booted = (droplet: Droplet) => !lab || lab.status(String(droplet.id))?.booted === true;
+  const dropletStatus = (droplet: Droplet) => (performance.now() - droplet.createdAt >= bootMs && booted(droplet) ? 'active' : 'new');
   function dropletJson(droplet: Droplet) {
     const status = dropletStatus(droplet);
     const size = SIZES.find((entry) => entry.slug === droplet.size);
@@ -326,13 +390,29 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
         v4:
           status === 'active'
             ? [
-                { ip_address: droplet.privateIp, netmask: '255.255.255.0', gateway: '', type: 'private' },
+                { ip_address: droplet.privateIp, netmask: netmaskOf(vpcs.get(droplet.vpc_uuid)?.ip_range), gateway: '', type: 'private' },
                 { ip_address: droplet.publicIp, netmask: '255.255.240.0', gateway: '203.0.113.1', type: 'public' },
               ]
             : [],
         v6: [],
       },
     };
+  }
+
+  /**
+   * A droplet's private address in its VPC: the next by count of droplets, as ever, unless a droplet
+   * of that VPC holds it (one was deleted) or it is past the range: then the lowest free one.
+   */
+  function privateAddressIn(vpc: Vpc): string {
+    const range = parseCidr(vpc.ip_range);
+    if (!range.ok) return ipv4(0n);
+    const taken = new Set([...droplets.values()].filter((droplet) => droplet.vpc_uuid === vpc.id).map((droplet) => droplet.privateIp));
+    const first = range.cidr.network + 2n;
+    const last = range.cidr.network + (1n << BigInt(32 - range.cidr.prefixLength)) - 2n;
+    const preferred = range.cidr.network + BigInt(2 + droplets.size);
+    if (preferred <= last && !taken.has(ipv4(preferred))) return ipv4(preferred);
+    for (let candidate = first; candidate <= last; candidate++) if (!taken.has(ipv4(candidate))) return ipv4(candidate);
+    throw unprocessable(`VPC ${vpc.name} (${vpc.ip_range}) has no free address left for another Droplet`);
   }
 
   function requireTags(names: unknown): string[] {
@@ -360,9 +440,23 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
   function firewallFrom(body: Record<string, unknown>, id: string, createdAt: number): Firewall {
     const name = String(body.name ?? '');
     if (!FIREWALL_NAME.test(name)) throw unprocessable(`name "${name}" is invalid: only letters, numbers, "." and "-" are allowed`);
+    const { inbound, outbound } = rulesFrom(body);
+    if (inbound.length + outbound.length === 0) throw unprocessable('At least one rule must be specified.');
+    const targetTags = requireExistingTags(body.tags);
+    return { id, name, inbound_rules: inbound, outbound_rules: outbound, droplet_ids: (body.droplet_ids ?? []) as number[], tags: targetTags, createdAt };
+  }
+
+  /** Tags a firewall names (as targets or peers): valid names of tags that exist. */
+  function requireExistingTags(names: unknown): string[] {
+    const list = requireTags(names);
+    for (const tag of list) if (!tags.has(tag)) throw unprocessable(`tag "${tag}" does not exist; tags must exist before a firewall names them`);
+    return list;
+  }
+
+  /** The `inbound_rules` and `outbound_rules` of a firewall body (a create, a PUT, or `…/rules`), checked. */
+  function rulesFrom(body: Record<string, unknown>): { inbound: FirewallRule[]; outbound: FirewallRule[] } {
     const inbound = (body.inbound_rules ?? []) as FirewallRule[];
     const outbound = (body.outbound_rules ?? []) as FirewallRule[];
-    if (inbound.length + outbound.length === 0) throw unprocessable('At least one rule must be specified.');
     // OpenAPI firewall_rule_base: protocol is an enum; an inbound rule needs sources, an outbound one destinations.
     for (const [rules, side] of [
       [inbound, 'sources'],
@@ -370,15 +464,14 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
     ] as const) {
       for (const rule of rules) {
         if (!['tcp', 'udp', 'icmp'].includes(String(rule.protocol))) throw unprocessable(`protocol "${rule.protocol}" is invalid: one of tcp, udp, icmp`);
+        if (rule.protocol !== 'icmp' && portRangeOf(rule.ports) === undefined) throw unprocessable(`ports "${String(rule.ports)}" is invalid: a port ("22"), a range ("8000-9000"), or "0" for all ports`);
         const peer = rule[side];
         const named = peer !== undefined && ['addresses', 'droplet_ids', 'tags', 'load_balancer_uids', 'kubernetes_ids'].some((field) => Array.isArray(peer[field]) && (peer[field] as unknown[]).length > 0);
         if (!named) throw unprocessable(`every ${side === 'sources' ? 'inbound' : 'outbound'} rule must have ${side}`);
+        requireExistingTags(peer?.tags);
       }
     }
-    const targetTags = requireTags(body.tags);
-    const ruleTags = [...inbound.map((rule) => rule.sources), ...outbound.map((rule) => rule.destinations)].flatMap((peer) => requireTags(peer?.tags));
-    for (const tag of [...targetTags, ...ruleTags]) if (!tags.has(tag)) throw unprocessable(`tag "${tag}" does not exist; tags must exist before a firewall names them`);
-    return { id, name, inbound_rules: inbound, outbound_rules: outbound, droplet_ids: (body.droplet_ids ?? []) as number[], tags: targetTags, createdAt };
+    return { inbound, outbound };
   }
 
   const firewallJson = (firewall: Firewall) => ({
@@ -392,6 +485,60 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
     tags: firewall.tags,
     pending_changes: [],
   });
+
+  /**
+   * The VPCs and droplets as the real-host lab builds them. A VPC is one network with one subnet,
+   * its `ip_range`, that reaches the internet (every droplet has a public address). A droplet's
+   * firewall is the union of the rules of every Cloud Firewall that applies to it, by `droplet_ids`
+   * or by a tag it carries (DigitalOcean shows a droplet "the union of all of the Firewalls' rules");
+   * a peer named by droplet id or tag is those droplets' private and public addresses. A firewall
+   * denies what no rule allows, in both directions: a droplet whose firewalls have no outbound rule
+   * sends nothing. No firewall applying: everything open. IPv6 peers are left out (the lab is IPv4
+   * only), as are load balancers and Kubernetes clusters (none are emulated).
+   */
+  function labTopology(): LabTopology {
+    const networks = [...vpcs.values()].map((vpc): LabNetwork => ({ id: vpc.id, subnets: [{ id: vpc.id, cidr: vpc.ip_range, internet: true }] }));
+    const all = [...droplets.values()];
+    const peersOf = (peer: Record<string, unknown> | undefined): string[] => {
+      const list = (field: string) => (Array.isArray(peer?.[field]) ? (peer?.[field] as unknown[]) : []);
+      const addresses = list('addresses').map(String).filter((address) => !address.includes(':'));
+      const ids = new Set(list('droplet_ids').map(Number));
+      const tagged = new Set(list('tags').map(String));
+      const named = all.filter((droplet) => ids.has(droplet.id) || droplet.tags.some((tag) => tagged.has(tag)));
+      return [...new Set([...addresses, ...named.flatMap((droplet) => [droplet.privateIp, droplet.publicIp])])];
+    };
+    const trafficRules = (rules: readonly FirewallRule[], side: 'sources' | 'destinations'): TrafficRule[] =>
+      rules.flatMap((rule): TrafficRule[] => {
+        const protocol = rule.protocol;
+        if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'icmp') return [];
+        const peers = peersOf(rule[side]);
+        const ports = protocol === 'icmp' ? null : portRangeOf(rule.ports);
+        if (peers.length === 0 || ports === undefined) return [];
+        return [{ protocol, ...(ports ? { ports } : {}), peers }];
+      });
+    const hosts = all.map((droplet): LabHost => {
+      const applying = [...firewalls.values()].filter((firewall) => firewall.droplet_ids.includes(droplet.id) || firewall.tags.some((tag) => droplet.tags.includes(tag)));
+      return {
+        id: String(droplet.id),
+        networkId: droplet.vpc_uuid,
+        subnetId: droplet.vpc_uuid,
+        privateIp: droplet.privateIp,
+        publicIp: droplet.publicIp,
+        hostname: droplet.name,
+        login: { user: 'root', authorizedKeys: droplet.authorizedKeys },
+        running: true,
+        ...(applying.length > 0
+          ? { firewall: { inbound: trafficRules(applying.flatMap((firewall) => firewall.inbound_rules), 'sources'), outbound: trafficRules(applying.flatMap((firewall) => firewall.outbound_rules), 'destinations') } }
+          : {}),
+      };
+    });
+    return { networks, hosts };
+  }
+
+  /** After any call that may have changed something, the lab follows the tables (it coalesces). */
+  function syncHosts(method: string): void {
+    if (lab && method !== 'GET') lab.sync(labTopology());
+  }
 
   function route(method: string, url: URL, body: Record<string, unknown>): { status: number; json?: unknown } {
     const path = url.pathname.replace(/^\/v2\//, '').split('/').filter(Boolean).map(decodeURIComponent);
@@ -501,7 +648,9 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
         const size = SIZES.find((entry) => entry.slug === body.size);
         if (!REGIONS.some((entry) => entry.slug === region)) throw unprocessable(`You specified an invalid region for Droplet creation.`);
         if (!size?.regions.includes(region)) throw unprocessable(`You specified an invalid size for Droplet creation.`);
-        if (!IMAGES.some((image) => image.slug === body.image || image.id === body.image)) throw unprocessable('You specified an invalid image for Droplet creation.');
+        const image = IMAGES.find((entry) => entry.slug === body.image || entry.id === body.image);
+        if (!image) throw unprocessable('You specified an invalid image for Droplet creation.');
+        if (lab && image.slug !== REAL_HOST_IMAGE) throw unprocessable(`The real-host lab boots Debian 12 only (image ${REAL_HOST_IMAGE}); image ${String(body.image)} is ${image.distribution} ${image.name}.`);
         const name = requireHostname(String(body.name ?? ''));
         const vpc = body.vpc_uuid ? found(vpcs.get(String(body.vpc_uuid))) : [...vpcs.values()].find((entry) => entry.region === region && entry.default);
         if (!vpc) throw unprocessable('There is no VPC in this region: create one or pass vpc_uuid.');
@@ -509,28 +658,30 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
         const sshKeys = ((body.ssh_keys ?? []) as Array<number | string>).map((reference) => {
           const key = [...keys.values()].find((entry) => String(entry.id) === String(reference) || entry.fingerprint === reference);
           if (!key) throw unprocessable(`ssh_keys: ${reference} is not a key of this account`);
-          return key.id;
+          return key;
         });
         const dropletTags = requireTags(body.tags);
+        const privateIp = privateAddressIn(vpc);
         for (const tag of dropletTags) tags.add(tag);
-        const range = parseCidr(vpc.ip_range);
+        const id = ++sequence;
         const droplet: Droplet = {
-          id: ++sequence,
+          id,
           name,
           region,
           size: size.slug,
-          image: String(IMAGES.find((image) => image.slug === body.image || image.id === body.image)?.slug),
+          image: image.slug,
           vpc_uuid: vpc.id,
           tags: dropletTags,
-          ssh_keys: sshKeys,
+          ssh_keys: sshKeys.map((key) => key.id),
+          authorizedKeys: sshKeys.map((key) => key.public_key),
           user_data: body.user_data === undefined ? undefined : String(body.user_data),
-          privateIp: ipv4(range.ok ? range.cidr.network + BigInt(2 + droplets.size) : 0n),
-          publicIp: `198.51.100.${(sequence % 250) + 1}`,
+          privateIp,
+          publicIp: lab ? lab.allocatePublicIp(REAL_HOST_PUBLIC_POOL) : `198.51.100.${(id % 250) + 1}`,
           createdAt: performance.now(),
         };
         droplets.set(droplet.id, droplet);
         // The create is an action too, done when the droplet is active.
-        const create = startAction('create', droplet, bootMs);
+        const create = startAction('create', droplet, bootMs, undefined, lab ? () => booted(droplet) : undefined);
         return { status: 202, json: { droplet: dropletJson(droplet), links: { actions: [{ id: create.id, rel: 'create', href: `${url.origin}/v2/actions/${create.id}` }] } } };
       }
       case 'GET droplets': {
@@ -592,6 +743,37 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
       case 'DELETE firewalls :id': {
         const firewall = found(firewalls.get(id ?? ''));
         firewalls.delete(firewall.id);
+        return { status: 204 };
+      }
+      // OpenAPI firewalls_{assign,delete}_droplets, firewalls_{add,delete}_tags, firewalls_{add,delete}_rules: 204 each.
+      case 'POST firewalls :id droplets':
+      case 'DELETE firewalls :id droplets': {
+        const firewall = found(firewalls.get(id ?? ''));
+        const named = ((body.droplet_ids ?? []) as unknown[]).map(Number);
+        if (method === 'POST') for (const dropletId of named) found(droplets.get(dropletId));
+        firewall.droplet_ids = method === 'POST' ? [...new Set([...firewall.droplet_ids, ...named])] : firewall.droplet_ids.filter((dropletId) => !named.includes(dropletId));
+        return { status: 204 };
+      }
+      case 'POST firewalls :id tags':
+      case 'DELETE firewalls :id tags': {
+        const firewall = found(firewalls.get(id ?? ''));
+        const named = method === 'POST' ? requireExistingTags(body.tags) : requireTags(body.tags);
+        firewall.tags = method === 'POST' ? [...new Set([...firewall.tags, ...named])] : firewall.tags.filter((tag) => !named.includes(tag));
+        return { status: 204 };
+      }
+      case 'POST firewalls :id rules':
+      case 'DELETE firewalls :id rules': {
+        const firewall = found(firewalls.get(id ?? ''));
+        const { inbound, outbound } = rulesFrom(body);
+        if (method === 'POST') {
+          firewall.inbound_rules = [...firewall.inbound_rules, ...inbound];
+          firewall.outbound_rules = [...firewall.outbound_rules, ...outbound];
+        } else {
+          // A rule is removed when one given matches it field for field.
+          const same = (given: FirewallRule[]) => (rule: FirewallRule) => given.some((entry) => sameRule(entry, rule));
+          firewall.inbound_rules = firewall.inbound_rules.filter((rule) => !same(inbound)(rule));
+          firewall.outbound_rules = firewall.outbound_rules.filter((rule) => !same(outbound)(rule));
+        }
         return { status: 204 };
       }
 
@@ -662,8 +844,11 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
       if (!token || (options.tokens && !options.tokens.includes(token))) throw new ApiError(401, 'unauthorized', 'Unable to authenticate you');
       const body = (text ? JSON.parse(text) : {}) as Record<string, unknown>;
       const result = await faults.run(operationOf(method, resource, sub), () => route(method, url, body), routeName);
+      syncHosts(method);
       send(response, result.status, result.json, requestId);
     } catch (error) {
+      // A call that failed part way, or whose response is lost, may have changed something too.
+      syncHosts(method);
       if (error instanceof LostResponseError) {
         response.socket?.destroy();
         return;

@@ -30,7 +30,9 @@ export const DEBIAN_12_PACKAGES: readonly string[] = [
   // Config managers converge on the hosts: Puppet 7 from Debian (Chef has no Debian 12 package).
   'puppet',
   // The story's services, preinstalled because the hosts cannot reach Debian's archive: Puppet's
-  // `package` resources find them installed. PHP is Debian's 8.2 (Sury's 5.6 is unreachable offline).
+  // `package` resources find them installed. PHP is Debian's 8.2 and Java Debian's 17: Sury's PHP 5.6
+  // and Adoptium's Java 8 repositories cannot be reached offline.
+  'openjdk-17-jre-headless',
   'nginx',
   'php-fpm',
   'php-mysql',
@@ -40,7 +42,7 @@ export const DEBIAN_12_PACKAGES: readonly string[] = [
   'redis-server',
 ];
 
-/** Bumped when the steps after debootstrap change: part of the cache key. */
+/** Bumped when the steps after debootstrap change: part of the cache key (with the package list). */
 const RECIPE_VERSION = 1;
 
 export interface ImageProgress {
