@@ -190,7 +190,9 @@ export function adaptToDigitalOcean(resources: DesiredResource[]): AdaptResult {
       message:
         subnet.properties.access === 'public'
           ? `no subnets on DigitalOcean: its droplets are in the VPC ${network?.properties.cidr} with public IPv4; their firewalls decide what is reachable`
-          : `no subnets on DigitalOcean: its droplets are in the VPC ${network?.properties.cidr} and a Cloud Firewall (${GUARD_PREFIX}${subnet.name}) admits inbound traffic only from the VPC range`,
+          : instances.some((instance) => instance.properties.subnet === subnet.name && instance.properties.firewalls.length === 0)
+            ? `no subnets on DigitalOcean: its droplets are in the VPC ${network?.properties.cidr}; those with no firewall of their own get a Cloud Firewall (${GUARD_PREFIX}${subnet.name}) that admits inbound traffic only from the VPC range`
+            : `no subnets on DigitalOcean: its droplets are in the VPC ${network?.properties.cidr}, closed from outside by their firewalls (which admit only peers inside the network)`,
     });
   }
 
@@ -213,8 +215,13 @@ export function adaptToDigitalOcean(resources: DesiredResource[]): AdaptResult {
     throw new ValidationError('The spec cannot be honoured on DigitalOcean:', { provider: DIGITALOCEAN_PROVIDER_ID, issues });
   }
 
+  // A private instance with a firewall of its own is closed from outside by it: DigitalOcean admits
+  // only what some firewall allows, and its firewalls admit only peers inside the network (checked
+  // above). Only an instance with none needs the guard, and only it gets it: firewalls add up, so a
+  // guard admitting the whole network would undo the narrower rules of the others ("Data Internal").
+  const needsGuard = (instance: DesiredResource<'instance'>) => privateSubnets.has(instance.properties.subnet) && instance.properties.firewalls.length === 0;
   const guards: DesiredResource<'firewall'>[] = [...privateSubnets]
-    .filter((subnet) => instances.some((instance) => instance.properties.subnet === subnet))
+    .filter((subnet) => instances.some((instance) => instance.properties.subnet === subnet && needsGuard(instance)))
     .map((subnet) => ({
       address: `firewall.${GUARD_PREFIX}${subnet}` as ResourceAddress,
       kind: 'firewall',
@@ -228,7 +235,7 @@ export function adaptToDigitalOcean(resources: DesiredResource[]): AdaptResult {
       severity: 'info',
       path: guard.address,
       capability: 'nativeSubnets',
-      message: `added: keeps the instances of subnet "${guard.name.slice(GUARD_PREFIX.length)}" private by admitting inbound traffic only from ${network?.properties.cidr}`,
+      message: `added: keeps the instances of subnet "${guard.name.slice(GUARD_PREFIX.length)}" that have no firewall private, by admitting inbound traffic only from ${network?.properties.cidr}`,
     });
   }
 
@@ -251,7 +258,7 @@ export function adaptToDigitalOcean(resources: DesiredResource[]): AdaptResult {
     }
     if (resource.kind === 'instance') {
       const instance = resource as DesiredResource<'instance'>;
-      const guard = privateSubnets.has(instance.properties.subnet) ? `${GUARD_PREFIX}${instance.properties.subnet}` : undefined;
+      const guard = needsGuard(instance) ? `${GUARD_PREFIX}${instance.properties.subnet}` : undefined;
       adapted.push({
         ...instance,
         properties: { ...instance.properties, firewalls: guard ? [...instance.properties.firewalls, guard] : instance.properties.firewalls },

@@ -34,8 +34,9 @@ describe('the Armada environment on the DigitalOcean emulator', () => {
   it('applies the web and data tiers, honouring the private subnet with a firewall', async () => {
     await provider.verify?.();
     const planned = await plan({ spec, provider });
-    // 1 VPC, 1 key, the spec's 2 firewalls plus the private subnet's, 4 droplets; no subnets.
-    expect(planned.summary.create).toBe(9);
+    // 1 VPC, 1 key, the spec's 2 firewalls, 4 droplets; no subnets. The data tier has its own
+    // firewall, so no guard is added (a guard admitting the VPC would undo Data Internal's rules).
+    expect(planned.summary.create).toBe(8);
     expect(planned.actions.some((action) => action.kind === 'subnet')).toBe(false);
     const result = await executePlan(planned, { provider, retry: fastRetry });
     expect(result.failed).toEqual([]);
@@ -44,7 +45,7 @@ describe('the Armada environment on the DigitalOcean emulator', () => {
     const api = createApiClient({ token: 'story', endpoint: `${emulator.endpoint}/v2` });
     const firewalls = (await api.firewall.listFirewalls({ page: 1, per_page: 50 })).data.firewalls;
     const byName = Object.fromEntries(firewalls.map((firewall) => [firewall.name, firewall]));
-    expect(Object.keys(byName).sort()).toEqual(['armada.armada.Data-20Internal', 'armada.armada.Web-20Public', 'armada.armada.private-2dsubnet-2dprivate']);
+    expect(Object.keys(byName).sort()).toEqual(['armada.armada.Data-20Internal', 'armada.armada.Web-20Public']);
     const inbound = (name: string) => byName[name]?.inbound_rules.map((rule) => `${rule.protocol} ${rule.ports} ${JSON.stringify(rule.sources)}`).sort();
     expect(inbound('armada.armada.Web-20Public')).toEqual(['tcp 22 {"addresses":["100.64.0.0/10"]}', 'tcp 443 {"addresses":["0.0.0.0/0"]}', 'tcp 80 {"addresses":["0.0.0.0/0"]}']);
     expect(inbound('armada.armada.Data-20Internal')).toEqual([
@@ -53,7 +54,6 @@ describe('the Armada environment on the DigitalOcean emulator', () => {
       'tcp 3306 {"tags":["armada:fw:armada:Web_20Public"]}',
       'tcp 6379 {"tags":["armada:fw:armada:Web_20Public"]}',
     ]);
-    expect(byName['armada.armada.private-2dsubnet-2dprivate']?.tags).toEqual(['armada:fw:armada:private-subnet-private']);
 
     const droplets = emulator.dropletsTagged(tag('armada:env', 'armada'));
     const summary = droplets.map((droplet) => [droplet.name, droplet.status, droplet.tags.filter((entry) => entry.startsWith('tag:')).sort().join(' ')].join(' ')).sort();
@@ -63,9 +63,7 @@ describe('the Armada environment on the DigitalOcean emulator', () => {
       'web-1 active tag:Name:web-1 tag:Version:1_2e0_2e0',
       'web-2 active tag:Name:web-2 tag:Version:1_2e0_2e0',
     ]);
-    // The data tier carries the private subnet's firewall tag; the web tier does not.
-    const guardTag = tag('armada:fw', 'armada', 'private-subnet-private');
-    expect(droplets.filter((droplet) => droplet.tags.includes(guardTag)).map((droplet) => droplet.name).sort()).toEqual(['data-1', 'data-2']);
+    expect(droplets.some((droplet) => droplet.tags.includes(tag('armada:fw', 'armada', 'private-subnet-private')))).toBe(false);
   });
 
   it('plans nothing the second time', async () => {
@@ -98,6 +96,30 @@ describe('the Armada environment on a bad day at DigitalOcean', () => {
       const droplets = emulator.dropletsTagged(tag('armada:env', 'armada'));
       expect(droplets.map((droplet) => droplet.name).sort()).toEqual(['data-1', 'data-2', 'web-1', 'web-2']);
       expect(isEmptyPlan(await plan({ spec, provider }))).toBe(true);
+    } finally {
+      await emulator.close();
+    }
+  });
+});
+
+describe('a private droplet with no firewall of its own', () => {
+  it('is guarded: inbound from the VPC only', async () => {
+    const emulator = await startDigitalOceanEmulator({ bootMs: 20 });
+    try {
+      const provider = createDigitalOceanProvider({ region: 'nyc3', token: 'story', endpoint: `${emulator.endpoint}/v2`, pollIntervalMs: 20 });
+      const story = await armadaOnDigitalOcean();
+      const bare: EnvironmentSpec = { ...story, instances: story.instances.map((group) => (group.subnet === 'private' ? { ...group, firewalls: [] } : group)) };
+      const planned = await plan({ spec: bare, provider });
+      expect(planned.actions.map((action) => action.address)).toContain('firewall.private-subnet-private');
+      const result = await executePlan(planned, { provider, retry: fastRetry });
+      expect(result.failed).toEqual([]);
+      const api = createApiClient({ token: 'story', endpoint: `${emulator.endpoint}/v2` });
+      const firewalls = (await api.firewall.listFirewalls({ page: 1, per_page: 50 })).data.firewalls;
+      const guard = firewalls.find((firewall) => firewall.name === 'armada.armada.private-2dsubnet-2dprivate');
+      expect(guard?.inbound_rules.every((rule) => JSON.stringify(rule.sources) === '{"addresses":["10.0.0.0/16"]}')).toBe(true);
+      const guarded = emulator.dropletsTagged(tag('armada:env', 'armada')).filter((droplet) => droplet.tags.includes(tag('armada:fw', 'armada', 'private-subnet-private')));
+      expect(guarded.map((droplet) => droplet.name).sort()).toEqual(['data-1', 'data-2']);
+      expect(isEmptyPlan(await plan({ spec: bare, provider }))).toBe(true);
     } finally {
       await emulator.close();
     }

@@ -20,5 +20,5 @@ describeAppliesUnderFaults({
     return { provider, faults: emulator.faults, inventory: () => emulator.inventory(), close: () => emulator.close() };
   },
   // The spec's two firewalls and the private subnet's; the droplet and firewall tags a fault-free apply makes.
-  expected: { vpcs: 1, droplets: 4, firewalls: 3, sshKeys: 1, tags: 18, domainRecords: 0 },
+  expected: { vpcs: 1, droplets: 4, firewalls: 2, sshKeys: 1, tags: 17, domainRecords: 0 },
 });

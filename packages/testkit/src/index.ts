@@ -7,3 +7,4 @@ export * from './do-emulator/index.js';
 export * from './ssh-server.js';
 export * from './redis-server.js';
 export * from './mariadb-server.js';
+export * from './dns-server.js';

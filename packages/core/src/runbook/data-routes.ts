@@ -16,7 +16,10 @@ export function sshDataRoute(keeper: SessionKeeper): SshDataRoute {
   const forwards = new Map<string, Promise<LocalForward>>();
   return {
     description: `through ${keeper.description}`,
-    forward(destination) {
+    async forward(destination, signal) {
+      // The jump host first: a refused key or host key fails here with its own message, not later
+      // as a mover's "connection closed".
+      await keeper.session(signal);
       const key = `${destination.host}:${destination.port}`;
       let forward = forwards.get(key);
       if (!forward) {

@@ -16,7 +16,7 @@ import { parseKnownHosts } from '../ssh/known-hosts.js';
 import { cidrContains, parseCidr } from '../spec/cidr.js';
 import type { EnvironmentSpec } from '../spec/schema.js';
 import type { PreflightCheck } from './preflight.js';
-import type { MigrationDefinition } from './steps.js';
+import type { DataRoute, MigrationDefinition } from './steps.js';
 
 const list = (names: readonly string[]) => (names.length > 10 ? `${names.slice(0, 10).join(', ')}, ... (${names.length} in all)` : names.join(', ') || '(none)');
 
@@ -151,6 +151,8 @@ export function dataStoreCheck(options: {
   replaceExisting: boolean;
   mode: 'copy' | 'replicate';
   options: Record<string, unknown>;
+  /** How the source and a fixed target are reached when not directly (their jump hosts' tunnels). */
+  routes?: { source?: DataRoute; target?: DataRoute };
 }): PreflightCheck {
   const where = (endpoint: DataEndpoint) => `${endpoint.host}:${endpoint.port}`;
   const { mover } = options;
@@ -160,8 +162,11 @@ export function dataStoreCheck(options: {
     async check(context) {
       if (!mover.check) return [];
       // Resumed: the target holds what this migration copied so far; only the source is checked again.
-      const target = context.resuming ? undefined : options.target;
-      const found = await mover.check(options.source, target, { replaceExisting: options.replaceExisting, mode: options.mode, options: options.options, signal: context.signal });
+      const wanted = context.resuming ? undefined : options.target;
+      const through = async (route: DataRoute | undefined, endpoint: DataEndpoint) => (route ? { ...endpoint, ...(await route.forward({ host: endpoint.host, port: endpoint.port }, context.signal)) } : endpoint);
+      const source = await through(options.routes?.source, options.source);
+      const target = wanted ? await through(options.routes?.target, wanted) : undefined;
+      const found = await mover.check(source, target, { replaceExisting: options.replaceExisting, mode: options.mode, options: options.options, signal: context.signal });
       return found.map((issue) => ({ ...issue, path: `${options.path}.${issue.path}` }));
     },
   };
@@ -208,6 +213,7 @@ export function migrationPreflight(definition: MigrationDefinition, options: { d
         mover: store.mover,
         source: store.source,
         target: typeof store.target === 'function' ? undefined : store.target,
+        routes: { ...(store.routes?.source ? { source: store.routes.source } : {}), ...(store.routes?.target && typeof store.routes.target !== 'function' ? { target: store.routes.target } : {}) },
         replaceExisting: store.copy?.replaceExisting ?? false,
         mode: store.mode ?? 'copy',
         options: { ...store.copy },

@@ -42,7 +42,12 @@ const fingerprintSchema = z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'an Ope
  * reached as servers.ssh says), or a named bastion. User and key default to servers.ssh's.
  */
 const viaSchema = z.union([
-  z.strictObject({ instance: z.string().min(1), user: z.string().min(1).optional() }),
+  z.strictObject({
+    instance: z.string().min(1),
+    user: z.string().min(1).optional(),
+    /** The instance's host key fingerprints (a source droplet's, from your known_hosts); target instances also take servers.ssh.hostKeys. */
+    hostKeys: z.union([fingerprintSchema, z.array(fingerprintSchema).min(1)]).optional(),
+  }),
   z.strictObject({
     host: z.string().min(1),
     port: z.number().int().min(1).max(65535).optional(),
@@ -450,7 +455,8 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
         });
       }
       const { proxyJump: _ignored, ...server } = await reach(jump.publicIp, undefined, via.user, undefined, `${where}.via`);
-      return connectSsh({ ...server, hostKeys, waitTimeoutMs: waitMs, ...(signal ? { signal } : {}) });
+      const pins = via.hostKeys ? [via.hostKeys].flat() : [];
+      return connectSsh({ ...server, hostKeys: pins.length > 0 ? withPins(hostKeys, `${server.host}:${server.port}`, pins) : hostKeys, waitTimeoutMs: waitMs, ...(signal ? { signal } : {}) });
     });
   };
   const targetRouteOf = (via: Via, where: string): DataRoute | ((instances: readonly ProvisionedInstance[]) => DataRoute) => {

@@ -2,8 +2,7 @@
  * The story's Armada environment applied through the real dots-wrapper client to the DigitalOcean
  * emulator, with every droplet a real host (`@armada/testkit/real-hosts`): SSH in as root with the
  * account's key and the host keys the host made at its first boot, reach the data tier only
- * through the web tier, and see "Data Internal" and the provider's private-subnet guard enforced
- * on the wire as the API says, kept in step when firewalls change. Destroy leaves no host,
+ * through the web tier, and see "Data Internal" enforced on the wire as the API says, kept in step when firewalls change. Destroy leaves no host,
  * namespace or process.
  */
 import { createApiClient } from 'dots-wrapper';
@@ -137,8 +136,8 @@ describe('the Armada environment on real hosts behind the DigitalOcean emulator'
     } finally {
       session.close();
     }
-    // The data droplet's public address answers nothing from outside: the private-subnet guard
-    // and Data Internal admit only the VPC range and the tiers' own droplets.
+    // The data droplet's public address answers nothing from outside: Data Internal admits only
+    // the tiers' own droplets, and DigitalOcean drops what no firewall of a droplet admits.
     expect(await lab.probe('internet', data.publicIp, 22)).toBe('filtered');
     // Nor from the operators' VPN range, from which web-1 just took SSH.
     expect(await probeFromMachine(web.publicIp, 22)).toBe('open');
@@ -170,11 +169,10 @@ describe('the Armada environment on real hosts behind the DigitalOcean emulator'
     expect(await lab.probe(web1, data1.publicIp, 6379)).toBe('open');
     // data-2 replicates from data-1: Data Internal admits MySQL from its own members.
     expect(await lab.probe(data2, data1.privateIp, 3306)).toBe('open');
-    // Not "filtered" as on AWS: the provider's private-subnet guard firewall admits every protocol
-    // from the whole VPC range (10.0.0.0/16), and a droplet's firewalls are the union of their
-    // rules, so inside the VPC the guard opens what Data Internal leaves closed (Redis, any port).
-    expect(await lab.probe(data2, data1.privateIp, 6379)).toBe('open');
-    expect(await lab.probe(data2, data1.privateIp, 8080)).toBe('closed');
+    // As on AWS: inside the VPC too, only what Data Internal admits. (The provider used to add a
+    // guard admitting the whole VPC range; firewalls add up, so it opened Redis and every port.)
+    expect(await lab.probe(data2, data1.privateIp, 6379)).toBe('filtered');
+    expect(await lab.probe(data2, data1.privateIp, 8080)).toBe('filtered');
     // The data tier's public address: nothing from the internet, whatever listens.
     expect(await lab.probe('internet', data1.publicIp, 3306)).toBe('filtered');
     expect(await lab.probe('internet', data1.publicIp, 6379)).toBe('filtered');

@@ -12,6 +12,7 @@ import { Route53State } from './route53.js';
 import { QueryReader, decodeQuery, escapeXml, toXml } from './wire.js';
 import { zoneCatalogue } from './zones.js';
 import type { HostLab } from '../real-hosts/lab.js';
+import { isDnsRecordType, type DnsZone, type DnsZoneSource } from '../dns-server.js';
 
 export interface AwsEmulatorOptions {
   regions?: string[];
@@ -42,11 +43,13 @@ export interface AwsEmulatorOptions {
   hosts?: HostLab;
 }
 
-export interface AwsEmulator {
+export interface AwsEmulator extends DnsZoneSource {
   endpoint: string;
   /** Throttled calls answer 503 RequestLimitExceeded (EC2) or 400 Throttling (Route 53). */
   faults: FaultInjector;
   createHostedZone(name: string): string;
+  /** The hosted zones and their records as committed, read-only (a `DnsZoneSource` for `startDnsServer`). */
+  zones(): DnsZone[];
   inventory(region?: string): ReturnType<Ec2Region['inventory']>;
   instancesTagged(tags: Record<string, string>, region?: string): ReturnType<Ec2Region['instancesTagged']>;
   /** Requests received, in all or for one action (`RunInstances`, `Route53:ChangeResourceRecordSets`). */
@@ -143,11 +146,13 @@ export async function startAwsEmulator(options: AwsEmulatorOptions = {}): Promis
     }
   }
 
+  /** This emulator's part of a lab that other emulators may share. */
+  const labOwner = `aws-${randomUUID()}`;
   /** After any call that may have changed something, the lab follows the tables (it coalesces). */
   function syncHosts(action: string): void {
     if (!options.hosts || action.startsWith('Describe') || action.startsWith('Get') || action.startsWith('Route53:')) return;
     const topologies = [...ec2.values()].map((region) => region.labTopology());
-    options.hosts.sync({ networks: topologies.flatMap((topology) => topology.networks), hosts: topologies.flatMap((topology) => topology.hosts) });
+    options.hosts.sync({ networks: topologies.flatMap((topology) => topology.networks), hosts: topologies.flatMap((topology) => topology.hosts) }, labOwner);
   }
 
   const server = await startLoopbackServer(handle);
@@ -161,6 +166,12 @@ export async function startAwsEmulator(options: AwsEmulatorOptions = {}): Promis
     endpoint: server.endpoint,
     faults,
     createHostedZone: (name) => route53.createHostedZone(name),
+    zones: () =>
+      route53.dnsZones().map((zone) => ({
+        name: zone.name,
+        // Route 53 writes other characters as octal escapes (`*` as `\052`), DNS as decimal ones: undone here.
+        records: zone.records.flatMap((record) => (isDnsRecordType(record.type) ? [{ ...record, name: record.name.replace(/\\([0-3][0-7]{2})/g, (_, octal: string) => String.fromCharCode(Number.parseInt(octal, 8))), type: record.type }] : [])),
+      })),
     inventory: (region) => regionOf(region).inventory(),
     instancesTagged: (tags, region) => regionOf(region).instancesTagged(tags),
     calls: (action) => (action === undefined ? [...calls.values()].reduce((sum, count) => sum + count, 0) : (calls.get(action) ?? 0)),

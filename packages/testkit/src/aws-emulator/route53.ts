@@ -68,6 +68,15 @@ export class Route53State {
     };
   }
 
+  /**
+   * Every hosted zone with its records as committed, for the DNS server: a change batch applies
+   * to the zone at once (atomically) and its PENDING -> INSYNC is only the change's status, as
+   * Route 53's servers may answer with a change before it is INSYNC everywhere.
+   */
+  dnsZones(): Array<{ name: string; records: RecordSet[] }> {
+    return [...this.zones.values()].map((zone) => ({ name: zone.name, records: [...zone.records.values()].map((record) => ({ ...record, values: [...record.values] })) }));
+  }
+
   /** Routes one Route 53 request; returns the root element name and its content. */
   handle(method: string, path: string, query: URLSearchParams, body: string): { root: string; content: XmlValue } {
     const parts = path.replace(/^\/2013-04-01\//, '').replace(/\/$/, '').split('/');

@@ -21,6 +21,7 @@ import { FaultInjector, LostResponseError, type PortableOperation } from '../fau
 import type { HostLab } from '../real-hosts/lab.js';
 import type { LabHost, LabNetwork, LabTopology, TrafficRule } from '../real-hosts/topology.js';
 import { freeRange, ipv4, rangeRefusal } from './vpc-ranges.js';
+import { isDnsRecordType, type DnsRecordSet, type DnsZone, type DnsZoneSource } from '../dns-server.js';
 
 export interface DigitalOceanEmulatorOptions {
   /** Accepted API tokens; default: any non-empty token. */
@@ -42,11 +43,13 @@ export interface DigitalOceanEmulatorOptions {
   hosts?: HostLab;
 }
 
-export interface DigitalOceanEmulator {
+export interface DigitalOceanEmulator extends DnsZoneSource {
   /** Base URL without `/v2`: pass `${endpoint}/v2` to dots-wrapper. */
   endpoint: string;
   faults: FaultInjector;
   createDomain(name: string): void;
+  /** The domains and their records, read-only (a `DnsZoneSource` for `startDnsServer`). */
+  zones(): DnsZone[];
   inventory(): { vpcs: number; droplets: number; firewalls: number; sshKeys: number; tags: number; domainRecords: number };
   /** Droplets carrying all these tags. */
   dropletsTagged(...tags: string[]): Array<{ id: number; name: string; status: string; tags: string[] }>;
@@ -232,6 +235,36 @@ function sameRule(a: FirewallRule, b: FirewallRule): boolean {
   return a.protocol === b.protocol && ports(a) === ports(b) && peers(a) === peers(b);
 }
 
+/**
+ * A domain as its name servers serve it: `@` is the apex, other names are relative unless they end
+ * in a dot; a CNAME, NS or MX target is absolute (the trailing dot optional, as the Armada provider
+ * writes it), `@` the apex; one-value records of a name and type make one set (the lowest TTL, as
+ * a set has one); TXT data quoted; an MX's `priority` before its host; the SOA DigitalOcean's name
+ * servers answer (serial 1: the emulator keeps no zone version).
+ */
+function dnsZoneOf(domain: string, records: DomainRecord[]): DnsZone {
+  const owner = (name: string) => (name === '@' ? domain : name.endsWith('.') ? name : `${name}.${domain}`);
+  const target = (data: string) => (data === '@' ? domain : data);
+  const sets = new Map<string, DnsRecordSet>([['SOA', { name: domain, type: 'SOA', ttl: 1800, values: [`ns1.digitalocean.com. hostmaster.${domain}. 1 10800 3600 604800 1800`] }]]);
+  for (const record of records) {
+    if (!isDnsRecordType(record.type) || record.type === 'SOA') continue;
+    const value =
+      record.type === 'TXT'
+        ? `"${record.data.replace(/["\\]/g, '\\$&')}"`
+        : record.type === 'MX'
+          ? `${record.priority ?? 0} ${target(record.data)}`
+          : record.type === 'CNAME' || record.type === 'NS'
+            ? target(record.data)
+            : record.data;
+    const key = `${owner(record.name).toLowerCase()}|${record.type}`;
+    const set = sets.get(key) ?? { name: owner(record.name), type: record.type, ttl: record.ttl, values: [] };
+    set.ttl = Math.min(set.ttl, record.ttl);
+    set.values.push(value);
+    sets.set(key, set);
+  }
+  return { name: domain, records: [...sets.values()] };
+}
+
 /** `GET droplets :id actions`, `GET domains :id records :id`: the route of a path, ids generalized. */
 function routeKey(method: string, parts: string[]): string {
   return [method, ...parts.map((part, index) => (index % 2 === 1 ? ':id' : part))].join(' ');
@@ -263,6 +296,8 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
   });
   const bootMs = options.bootMs ?? 200;
   const lab = options.hosts;
+  /** This emulator's part of a lab that other emulators may share. */
+  const labOwner = `digitalocean-${randomUUID()}`;
   const actionMs = options.actionMs ?? 50;
   const vpcs = new Map<string, Vpc>();
   const droplets = new Map<number, Droplet>();
@@ -537,7 +572,7 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
 
   /** After any call that may have changed something, the lab follows the tables (it coalesces). */
   function syncHosts(method: string): void {
-    if (lab && method !== 'GET') lab.sync(labTopology());
+    if (lab && method !== 'GET') lab.sync(labTopology(), labOwner);
   }
 
   function route(method: string, url: URL, body: Record<string, unknown>): { status: number; json?: unknown } {
@@ -870,6 +905,7 @@ export async function startDigitalOceanEmulator(options: DigitalOceanEmulatorOpt
         { id: ++sequence, type: 'NS', name: '@', data: 'ns2.digitalocean.com', ttl: 1800, priority: null, port: null, weight: null, flags: null, tag: null },
       ]);
     },
+    zones: () => [...domains].map(([domain, records]) => dnsZoneOf(domain, records)),
     inventory: () => ({
       vpcs: vpcs.size,
       droplets: droplets.size,

@@ -53,8 +53,12 @@ export type ProbeResult = 'open' | 'closed' | 'filtered';
 
 export interface HostLab {
   readonly runId: string;
-  /** Reconciles the machine to this topology, after the calls before it (the latest wins). */
-  sync(topology: LabTopology): void;
+  /**
+   * Reconciles the machine to this topology, after the calls before it (the latest wins). Several
+   * emulators share one lab (the story's two clouds): each syncs its own part under its own `owner`,
+   * and the lab makes the union. Network and host ids must be unique across owners.
+   */
+  sync(topology: LabTopology, owner?: string): void;
   /** Waits for every sync so far; throws what made one fail. */
   settled(): Promise<void>;
   /** A public address of `pool` (a /24) no other lab on this machine holds. */
@@ -410,6 +414,7 @@ export async function startHostLab(options: HostLabOptions): Promise<HostLab> {
     await Promise.all(booting);
   }
 
+  const parts = new Map<string, LabTopology>();
   let pending: LabTopology | undefined;
   let loop: Promise<void> | undefined;
   let failure: Error | undefined;
@@ -428,9 +433,11 @@ export async function startHostLab(options: HostLabOptions): Promise<HostLab> {
 
   const lab: HostLab = {
     runId,
-    sync(topology) {
+    sync(topology, owner = 'default') {
       if (closed) return;
-      pending = topology;
+      parts.set(owner, topology);
+      const all = [...parts.values()];
+      pending = { networks: all.flatMap((part) => part.networks), hosts: all.flatMap((part) => part.hosts) };
       loop ??= drain();
     },
     async settled() {
