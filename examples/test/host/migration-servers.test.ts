@@ -33,7 +33,8 @@ describe('the story with Puppet over SSH', () => {
       // Then the app, on the web servers only (the data role has none).
       const deploy = report.steps.find((step) => step.id === 'deploy-apps');
       expect(deploy?.summary).toBe('2 servers deployed');
-      expect(details(deploy)('web-1')).toMatch(/^web-1 \(web\): 1 changed, \d+ unchanged: Exec\[deploy shop: clone\]$/);
+      // The checkout's directory, made for its owner, then the clone into it.
+      expect(details(deploy)('web-1')).toMatch(new RegExp(`^web-1 \\(web\\): 2 changed, \\d+ unchanged: File\\[${root}/web/srv/shop\\], Exec\\[deploy shop: clone\\]$`));
       expect(details(deploy)('data-1')).toBeUndefined();
 
       // The database address is the new data server's, from provisioning.

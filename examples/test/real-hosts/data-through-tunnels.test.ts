@@ -197,7 +197,7 @@ describe('data through SSH tunnels, between two real networks', () => {
     expect((await sql(lab, TARGET.db, 'SELECT COUNT(*) FROM shop.customers')).trim()).toBe('20000');
   }, 300_000);
 
-  it('replicates MySQL across the clouds through a forward on the target host, relayed by Armada', async () => {
+  it('replicates MySQL across the clouds through a forward on the target host, relayed by Armada, through both jump hosts losing sshd', async () => {
     const seen = await openReplicationTunnel(targetDbHost, replicationPort('shop-db'), { host: SOURCE.dbIp, port: 3306 }, sourceRoute);
     const mysql = store('mysql', { mode: 'replicate', copy: { replaceExisting: true }, routes: { source: sourceRoute, target: targetRoute, replicationPath: async () => seen.seenFromTarget } });
     const replications = new ReplicationRegistry();
@@ -214,6 +214,18 @@ describe('data through SSH tunnels, between two real networks', () => {
       if (row === '') await new Promise((resolve) => setTimeout(resolve, 200));
     }
     expect(row).toBe('written after the copy');
+
+    // Both jump hosts lose their sshd (every session through them: the forward on the target host,
+    // the relay to the source) and get it back; the path is asked for again and the replica
+    // reconnects by itself, so a row written meanwhile arrives.
+    await Promise.all([SOURCE.jump, TARGET.jump].map((host) => lab.exec(host, 'pkill -x sshd; sleep 2; /usr/sbin/sshd')));
+    await lab.exec(SOURCE.db, `mysql -e "INSERT INTO shop.customers (name, notes) VALUES ('written during the outage', 'after the drop')"`);
+    let late = '';
+    for (let attempt = 0; attempt < 120 && late === ''; attempt++) {
+      late = await sql(lab, TARGET.db, "SELECT name FROM shop.customers WHERE notes = 'after the drop'");
+      if (late === '') await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    expect(late).toBe('written during the outage');
     const cutover = await runMigration({ name: 'replicate', steps: [copyDataStep({ stores: [mysql], replications }), cutoverDataStep({ stores: [mysql], replications })], directory: join(scratch, 'replicate'), resume: true });
     expect(cutover.status).toBe('succeeded');
     expect(await sql(lab, TARGET.db, 'SELECT @@read_only')).toBe('0');

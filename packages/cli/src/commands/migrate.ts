@@ -109,6 +109,9 @@ export function registerMigrate(program: Command, runtime: CliRuntime): void {
         session.reportError(error.cause);
         session.note(`The source keeps serving. Fix the cause, then: armada migrate ${file} --resume`);
         return CancelledError.isInstance(error.cause) ? ExitCode.Interrupted : ExitCode.Failure;
+      } finally {
+        // The SSH tunnels to private data stores and the replication paths end with the command.
+        await migration.close();
       }
     }),
   );

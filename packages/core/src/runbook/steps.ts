@@ -530,19 +530,35 @@ export function cutoverDataStep(options: { stores: readonly DataStoreMove[]; pro
       const results: Array<{ name: string; writeDowntimeMs: number | null; alreadyPromoted: boolean }> = [];
       const earlier = context.hasOutput(copied) ? (context.outputOf<{ stores: Array<{ name: string; after?: JsonValue }> }>(copied).stores ?? []) : [];
       for (const store of stores) {
+        const after = earlier.find((entry) => entry.name === store.name)?.after as CopyReport | undefined;
+        const attach = async () => {
+          const { source, target } = await reach(store, context, provisioned, { replication: true });
+          return replicatorOf(store)(source, target, { signal: context.signal, ...(after ? { after } : {}) });
+        };
         let replication = replications.take(store.name);
         if (!replication) {
           context.progress(`${store.name}: attaching to the replication on the target`);
-          const after = earlier.find((entry) => entry.name === store.name)?.after as CopyReport | undefined;
-          const { source, target } = await reach(store, context, provisioned, { replication: true });
-          replication = await replicatorOf(store)(source, target, { signal: context.signal, ...(after ? { after } : {}) });
+          replication = await attach();
         }
         try {
           context.progress(`${store.name}: source read-only, waiting for the target to catch up`);
-          const result = await replication.cutover({ signal: context.signal });
+          // Connections made before a tunnel dropped are dead: attach anew (the cutover is
+          // idempotent) once the tunnel is back.
+          const result = await acrossDrops(store, context, async () => {
+            try {
+              return await (replication as DataReplication).cutover({ signal: context.signal });
+            } catch (error) {
+              if (isConnectionLost(error)) {
+                await replication?.close().catch(() => undefined);
+                replication = undefined;
+                replication = await attach();
+              }
+              throw error;
+            }
+          });
           results.push({ name: store.name, ...result, writeDowntimeMs: result.writeDowntimeMs === null ? null : Math.round(result.writeDowntimeMs) });
         } finally {
-          await replication.close();
+          await replication?.close();
         }
       }
       const measured = results.flatMap((result) => (result.writeDowntimeMs === null ? [] : [result.writeDowntimeMs]));

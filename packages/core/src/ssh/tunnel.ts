@@ -227,7 +227,7 @@ export function isConnectionLost(error: unknown): boolean {
     const code = (current as { code?: unknown }).code;
     if (typeof code === 'string' && LOST_CODES.has(code)) return true;
     const message = (current as { message?: unknown }).message;
-    if (typeof message === 'string' && /connection is closed|closed the connection|lost the connection|connection lost|socket hang up|Can't connect to|ECONNRESET|ECONNREFUSED/i.test(message)) return true;
+    if (typeof message === 'string' && /connection is closed|closed the connection|lost the connection|connection lost|connection is in closed state|socket hang up|Can't connect to|ECONNRESET|ECONNREFUSED/i.test(message)) return true;
   }
   return false;
 }

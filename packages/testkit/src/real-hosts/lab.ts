@@ -349,6 +349,12 @@ export async function startHostLab(options: HostLabOptions): Promise<HostLab> {
     await ip(undefined, 'netns', 'delete', state.namespace);
     await rm(state.dir, { recursive: true, force: true });
     hosts.delete(state.spec.id);
+    // A terminated instance gives its public address back, as on the clouds.
+    const address = state.spec.publicIp;
+    if (address && publicLeases.has(address)) {
+      publicLeases.delete(address);
+      rmSync(join(stateDir, 'public-ips', address), { force: true });
+    }
   }
 
   async function applyRoutes(topology: LabTopology): Promise<void> {
