@@ -16,7 +16,7 @@ import { parseKnownHosts } from '../ssh/known-hosts.js';
 import { cidrContains, parseCidr } from '../spec/cidr.js';
 import type { EnvironmentSpec } from '../spec/schema.js';
 import type { PreflightCheck } from './preflight.js';
-import type { DataRoute, MigrationDefinition } from './steps.js';
+import { type DataRoute, endpointThrough, type MigrationDefinition } from './steps.js';
 
 const list = (names: readonly string[]) => (names.length > 10 ? `${names.slice(0, 10).join(', ')}, ... (${names.length} in all)` : names.join(', ') || '(none)');
 
@@ -163,9 +163,8 @@ export function dataStoreCheck(options: {
       if (!mover.check) return [];
       // Resumed: the target holds what this migration copied so far; only the source is checked again.
       const wanted = context.resuming ? undefined : options.target;
-      const through = async (route: DataRoute | undefined, endpoint: DataEndpoint) => (route ? { ...endpoint, ...(await route.forward({ host: endpoint.host, port: endpoint.port }, context.signal)) } : endpoint);
-      const source = await through(options.routes?.source, options.source);
-      const target = wanted ? await through(options.routes?.target, wanted) : undefined;
+      const source = await endpointThrough(options.routes?.source, options.source, context.signal);
+      const target = wanted ? await endpointThrough(options.routes?.target, wanted, context.signal) : undefined;
       const found = await mover.check(source, target, { replaceExisting: options.replaceExisting, mode: options.mode, options: options.options, signal: context.signal });
       return found.map((issue) => ({ ...issue, path: `${options.path}.${issue.path}` }));
     },

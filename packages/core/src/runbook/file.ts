@@ -492,7 +492,7 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
       if (!('instance' in targetFields)) {
         found.push({ path: `${where}.replication.path`, message: 'a tunnel for replication needs the target on a provisioned instance (target.instance)', fix: "use replication: { path: direct } with a site-to-site link, or name the target's instance" });
       } else {
-        replicationPath = async (instances, signal) => {
+        replicationPath = async (instances) => {
           let tunnel = replicationTunnels.get(store.name);
           if (!tunnel) {
             const host = instances.find((entry) => entry.name === targetFields.instance);
@@ -503,7 +503,6 @@ export async function migrationFromFile(file: MigrationFile, options: MigrationF
             replicationTunnels.set(store.name, tunnel);
             tunnel.catch(() => replicationTunnels.delete(store.name));
           }
-          void signal;
           return (await tunnel).seenFromTarget;
         };
       }

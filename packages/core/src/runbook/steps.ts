@@ -367,7 +367,7 @@ function targetOf(store: DataStoreMove, context: StepContext, provisioned: strin
 }
 
 /** An endpoint as the mover must be handed it: the tunnel's end when routed, its own address as the peer. */
-async function through(route: DataRoute | undefined, endpoint: DataEndpoint, signal?: AbortSignal): Promise<DataEndpoint> {
+export async function endpointThrough(route: DataRoute | undefined, endpoint: DataEndpoint, signal?: AbortSignal): Promise<DataEndpoint> {
   if (!route) return endpoint;
   const local = await route.forward({ host: endpoint.host, port: endpoint.port }, signal);
   return { ...endpoint, ...local, peer: endpoint.peer ?? { host: endpoint.host, port: endpoint.port } };
@@ -375,9 +375,9 @@ async function through(route: DataRoute | undefined, endpoint: DataEndpoint, sig
 
 /** Both sides of a store as its mover connects to them now, tunnels opened, the replication path made. */
 async function reach(store: DataStoreMove, context: StepContext, provisioned: string, options: { replication?: boolean } = {}): Promise<{ source: DataEndpoint; target: DataEndpoint }> {
-  const source = await through(store.routes?.source, store.source, context.signal);
+  const source = await endpointThrough(store.routes?.source, store.source, context.signal);
   const targetRoute = store.routes?.target;
-  const target = await through(typeof targetRoute === 'function' ? targetRoute(instancesOf(context, provisioned)) : targetRoute, targetOf(store, context, provisioned), context.signal);
+  const target = await endpointThrough(typeof targetRoute === 'function' ? targetRoute(instancesOf(context, provisioned)) : targetRoute, targetOf(store, context, provisioned), context.signal);
   if (options.replication && store.routes?.replicationPath) {
     source.peer = await store.routes.replicationPath(instancesOf(context, provisioned), context.signal);
   }

@@ -5,11 +5,12 @@
  *
  * The cache key is a hash of the recipe (suite, packages, the steps after debootstrap), so a
  * changed recipe builds a new image beside the old one instead of reusing a stale root. Two
- * processes asking at once build it once: the second waits on the first's lock file (a lock
- * whose process is gone is taken over).
+ * processes asking at once build it once: the second waits on the first's lock (core's
+ * `localLock`; a lock whose process is gone is taken over).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync, unlinkSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { localLock } from '@armada/core';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -80,29 +81,6 @@ function imageKey(packages: readonly string[]): string {
   return `debian-12-${createHash('sha256').update(recipe).digest('hex').slice(0, 12)}`;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Takes the build lock, or says who holds it; a lock left by a dead process is taken over. */
-function tryLock(lockPath: string): number | undefined {
-  try {
-    writeFileSync(lockPath, String(process.pid), { flag: 'wx' });
-    return undefined;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    const holder = Number(readFileSync(lockPath, 'utf8').trim());
-    if (Number.isInteger(holder) && holder > 0 && processAlive(holder)) return holder;
-    unlinkSync(lockPath);
-    return tryLock(lockPath);
-  }
-}
-
 const PHASES: Record<string, ImageProgress['phase']> = {
   Retrieving: 'retrieving',
   Validating: 'validating',
@@ -160,14 +138,12 @@ export async function debianImage(options: DebianImageOptions = {}): Promise<Hos
   if (ready()) return { name: 'debian-12', root: join(finalDir, 'root'), packages, built: false };
 
   await mkdir(cacheDir, { recursive: true });
-  const lockPath = join(cacheDir, `${key}.lock`);
-  for (;;) {
-    const holder = tryLock(lockPath);
-    if (holder === undefined) break;
-    options.onProgress?.({ phase: 'retrieving', count: 0, message: `waiting for process ${holder}, which is building ${key}` });
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
-    if (ready()) return { name: 'debian-12', root: join(finalDir, 'root'), packages, built: false };
-  }
+  // One builder per image on this machine: core's local lock (O_EXCL file, a dead holder's taken over).
+  const lease = await localLock({ directory: cacheDir }).acquire(key, {
+    operation: `build the ${key} image`,
+    waitMs: 30 * 60_000,
+    onWait: (holder) => options.onProgress?.({ phase: 'retrieving', count: 0, message: `waiting for ${holder?.owner ?? 'another process'}, which is building ${key}` }),
+  });
   try {
     if (ready()) return { name: 'debian-12', root: join(finalDir, 'root'), packages, built: false };
     // Earlier attempts that died half way: their directories are this key's own.
@@ -183,6 +159,6 @@ export async function debianImage(options: DebianImageOptions = {}): Promise<Hos
     options.onProgress?.({ phase: 'done', count: packages.length, message: finalDir });
     return { name: 'debian-12', root: join(finalDir, 'root'), packages, built: true };
   } finally {
-    unlinkSync(lockPath);
+    await lease.release();
   }
 }

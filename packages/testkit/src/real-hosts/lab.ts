@@ -500,7 +500,7 @@ export async function startHostLab(options: HostLabOptions): Promise<HostLab> {
       if (closed) return;
       closed = true;
       while (loop) await loop;
-      for (const address of publicLeases) rmSync(join(stateDir, 'public-ips', address), { force: true });
+      // Namespaces, processes, the machine link, this run's leases and scratch files.
       await removeRun(stateDir, runId);
     },
   };

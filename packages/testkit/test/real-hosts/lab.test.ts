@@ -94,7 +94,7 @@ describe('the real-host lab', () => {
 
 describe('a lab whose process was killed', () => {
   it('is swept at the next start-up, by its markers only', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures/lab-holder.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', join(import.meta.dirname, 'fixtures/lab-holder.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
     const line = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', resolve);
       child.once('exit', (code) => reject(new Error(`the holder exited with ${code} before its lab was up`)));
